@@ -1,0 +1,1 @@
+"""Upstream providers. Each module speaks one vendor's API."""

@@ -1,0 +1,237 @@
+"""The validated chat request: what a client may ask for, in one typed shape.
+
+Client protocols (native JSON body, ``GET /chat`` query, OpenAI body, AI SDK body) each parse
+into :class:`ChatRequest`; providers only ever see this. Parsing is strict: an unknown field,
+a wrong type or an out-of-range value is a :class:`~llm_sse_mount.errors.RequestError` with a
+stable code, never a 500.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import RequestError
+
+ROLES = frozenset(("system", "user", "assistant", "tool"))
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call the assistant made earlier in the conversation (OpenAI shape)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str
+    content: str
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may call (OpenAI ``tools`` entry of type ``function``)."""
+
+    name: str
+    description: str | None = None
+    parameters: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One conversation to send upstream. ``model`` is always resolved (never empty)."""
+
+    messages: tuple[Message, ...]
+    model: str
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_chars(self) -> int:
+        return sum(len(m.content) for m in self.messages)
+
+
+# --- parsing helpers -------------------------------------------------------------------------
+
+
+def _fail(code: str, message: str) -> RequestError:
+    return RequestError(message, code=code)
+
+
+def _expect_mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _fail("invalid_request", f"{where} must be a JSON object")
+    return value
+
+
+def _check_keys(obj: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
+    unknown = sorted(k for k in obj if k not in allowed)
+    if unknown:
+        raise _fail("unknown_field", f"unknown field {unknown[0]!r} in {where}")
+
+
+def parse_content(value: Any, where: str) -> str:
+    """Content is a string, ``null`` (assistant turns that only call tools), or OpenAI's list
+    of parts, of which only text parts are accepted."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        texts: list[str] = []
+        for i, part in enumerate(value):
+            part = _expect_mapping(part, f"{where}[{i}]")
+            kind = part.get("type")
+            if kind != "text" or not isinstance(part.get("text"), str):
+                raise _fail(
+                    "unsupported_content",
+                    f"{where}[{i}]: only text parts are supported (got type {kind!r})",
+                )
+            texts.append(part["text"])
+        return "".join(texts)
+    raise _fail("invalid_request", f"{where} must be a string or a list of text parts")
+
+
+def _parse_tool_calls(value: Any, where: str) -> tuple[ToolCall, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _fail("invalid_request", f"{where} must be a list")
+    calls = []
+    for i, raw in enumerate(value):
+        item = _expect_mapping(raw, f"{where}[{i}]")
+        fn = _expect_mapping(item.get("function"), f"{where}[{i}].function")
+        call_id, name, args = item.get("id"), fn.get("name"), fn.get("arguments", "")
+        if not isinstance(call_id, str) or not isinstance(name, str) or not isinstance(args, str):
+            raise _fail("invalid_request", f"{where}[{i}] needs string id, name and arguments")
+        calls.append(ToolCall(call_id, name, args))
+    return tuple(calls)
+
+
+_MESSAGE_KEYS = frozenset(("role", "content", "name", "tool_call_id", "tool_calls"))
+
+
+def parse_messages(value: Any) -> tuple[Message, ...]:
+    if not isinstance(value, list) or not value:
+        raise _fail("invalid_request", "'messages' must be a non-empty list")
+    out = []
+    for i, raw in enumerate(value):
+        where = f"messages[{i}]"
+        msg = _expect_mapping(raw, where)
+        _check_keys(msg, _MESSAGE_KEYS, where)
+        role = msg.get("role")
+        if role not in ROLES:
+            raise _fail("invalid_role", f"{where}.role must be one of {sorted(ROLES)}")
+        name = msg.get("name")
+        tool_call_id = msg.get("tool_call_id")
+        if name is not None and not isinstance(name, str):
+            raise _fail("invalid_request", f"{where}.name must be a string")
+        if tool_call_id is not None and not isinstance(tool_call_id, str):
+            raise _fail("invalid_request", f"{where}.tool_call_id must be a string")
+        out.append(
+            Message(
+                role=role,
+                content=parse_content(msg.get("content"), f"{where}.content"),
+                name=name,
+                tool_call_id=tool_call_id,
+                tool_calls=_parse_tool_calls(msg.get("tool_calls"), f"{where}.tool_calls"),
+            )
+        )
+    return tuple(out)
+
+
+def parse_number(
+    value: Any, key: str, *, low: float, high: float, integer: bool = False
+) -> float | int | None:
+    if value is None:
+        return None
+    # bool is an int in Python; a client sending true for temperature is a mistake.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail("invalid_parameter", f"{key!r} must be a number")
+    if integer and not (isinstance(value, int) or float(value).is_integer()):
+        raise _fail("invalid_parameter", f"{key!r} must be an integer")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise _fail("invalid_parameter", f"{key!r} must be between {low:g} and {high:g}")
+    return int(value) if integer else float(value)
+
+
+def parse_stop(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(s, str) for s in value) and len(value) <= 4:
+        return tuple(value)
+    raise _fail("invalid_parameter", "'stop' must be a string or a list of up to 4 strings")
+
+
+def parse_tools(value: Any) -> tuple[Tool, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _fail("invalid_parameter", "'tools' must be a list")
+    tools = []
+    for i, raw in enumerate(value):
+        item = _expect_mapping(raw, f"tools[{i}]")
+        fn = _expect_mapping(item.get("function"), f"tools[{i}].function")
+        name = fn.get("name")
+        if item.get("type", "function") != "function" or not isinstance(name, str) or not name:
+            raise _fail("invalid_parameter", f"tools[{i}] must be a function with a name")
+        params = fn.get("parameters")
+        if params is not None and not isinstance(params, Mapping):
+            raise _fail("invalid_parameter", f"tools[{i}].function.parameters must be an object")
+        desc = fn.get("description")
+        tools.append(Tool(name, desc if isinstance(desc, str) else None, params))
+    return tuple(tools)
+
+
+def parse_tool_choice(value: Any) -> str | Mapping[str, Any] | None:
+    if value is None or value in ("auto", "none", "required"):
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, Mapping):
+        return value
+    raise _fail("invalid_parameter", "'tool_choice' must be 'auto', 'none', 'required' or an object")
+
+
+NATIVE_KEYS = frozenset(
+    ("messages", "model", "temperature", "top_p", "max_tokens", "stop", "tools", "tool_choice")
+)
+
+
+def parse_native_body(body: Any, *, allowed: frozenset[str] = NATIVE_KEYS) -> dict[str, Any]:
+    """Parse the JSON body of ``POST /chat`` into keyword arguments for :class:`ChatRequest`
+    (``model`` may be ``None``: the mount resolves it against its default and allow-list)."""
+    obj = _expect_mapping(body, "the request body")
+    _check_keys(obj, allowed, "the request body")
+    return parse_common(obj)
+
+
+def parse_common(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields every client protocol shares, validated."""
+    model = obj.get("model")
+    if model is not None and (not isinstance(model, str) or not model):
+        raise _fail("invalid_parameter", "'model' must be a non-empty string")
+    max_tokens = parse_number(obj.get("max_tokens"), "max_tokens", low=1, high=10_000_000, integer=True)
+    return {
+        "messages": parse_messages(obj.get("messages")),
+        "model": model,
+        "temperature": parse_number(obj.get("temperature"), "temperature", low=0, high=2),
+        "top_p": parse_number(obj.get("top_p"), "top_p", low=0, high=1),
+        "max_tokens": max_tokens,
+        "stop": parse_stop(obj.get("stop")),
+        "tools": parse_tools(obj.get("tools")),
+        "tool_choice": parse_tool_choice(obj.get("tool_choice")),
+    }
