@@ -1,0 +1,334 @@
+"""``LLMMount``: the ASGI app a host mounts. Configuration, routes and lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import anyio
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, Router
+from starlette.types import Receive, Scope, Send
+
+from .errors import ConfigError, LLMSSEError, NotFound, RequestError
+from .formats.base import EncoderFactory
+from .formats.native import NativeEncoder
+from .http_client import ClientPool
+from .http_errors import error_response, read_json_body
+from .providers.base import Provider
+from .relay import CompletionRecord, Relay, RetryPolicy, Timeouts
+from .request import ChatRequest, Message, parse_native_body
+from .settings import CLIENT_PARAMS, MountSettings, env_overrides
+from .store.base import StreamStore
+from .store.memory import MemoryStore
+from .streaming import NewStream, ResumedStream
+
+__all__ = ["LLMMount"]
+
+logger = logging.getLogger("llm_sse_mount")
+
+OnComplete = Callable[[CompletionRecord], "Awaitable[None] | None"]
+
+
+class LLMMount:
+    """A streaming chat endpoint, as an ASGI app to mount in any host.
+
+    Example::
+
+        from starlette.applications import Starlette
+        from starlette.routing import Mount
+        from llm_sse_mount import LLMMount, providers
+
+        llm = LLMMount(provider=providers.Zhipu(api_key="id.secret"), model="glm-4-flash")
+        app = Starlette(routes=[Mount("/llm", app=llm)], lifespan=llm.lifespan)
+
+    ``lifespan`` is optional: without it the mount opens its HTTP client on the first stream
+    and closes it when the last stream ends.
+
+    Arguments (every duration in seconds; ``None`` switches a timeout off):
+
+    - ``provider``: the upstream (default: the embedded :class:`~.providers.scripted.Scripted`).
+    - ``model`` / ``models``: default model and allow-list (the default is always allowed).
+    - ``system_prompt``: prepended to every conversation.
+    - ``max_tokens``: ceiling on a request's ``max_tokens`` (also the value sent when the
+      request names none). ``client_params``: request parameters clients may set.
+    - ``max_body_bytes`` / ``max_messages`` / ``max_chars``: request size caps (413 / 400).
+    - ``ping_interval``: keep-alive comment interval. ``send_timeout``: a client that does not
+      take a frame for this long is dropped.
+    - ``connect_timeout``, ``first_token_timeout``, ``idle_timeout``, ``total_timeout``:
+      upstream timeouts. ``retries``: per provider, before the first frame; ``fallbacks``:
+      providers tried in order when the main one keeps failing.
+    - ``shutdown_grace``: time open streams get to say ``server_shutdown`` when the server stops.
+    - ``resume_grace``: how long the upstream keeps generating after the last reader left,
+      waiting for a reconnect (0: cancel at once). ``retention``: how long finished streams
+      stay readable for resume. ``store``: where frames live (memory, or Redis).
+    - ``http_client``: an ``httpx.AsyncClient`` of the host's for every provider without one.
+    - ``on_complete``: called once per stream with a :class:`~.relay.CompletionRecord`.
+    """
+
+    def __init__(
+        self,
+        provider: Provider | None = None,
+        *,
+        model: str | None = None,
+        models: Iterable[str] = (),
+        system_prompt: str | None = None,
+        max_tokens: int | None = None,
+        client_params: Iterable[str] = CLIENT_PARAMS,
+        max_body_bytes: int = 512 * 1024,
+        max_messages: int = 500,
+        max_chars: int = 400_000,
+        ping_interval: float = 15.0,
+        send_timeout: float | None = 30.0,
+        connect_timeout: float | None = 10.0,
+        first_token_timeout: float | None = 120.0,
+        idle_timeout: float | None = 120.0,
+        total_timeout: float | None = 900.0,
+        retries: int = 2,
+        fallbacks: Sequence[Provider] = (),
+        shutdown_grace: float = 3.0,
+        resume_grace: float = 0.0,
+        retention: float = 300.0,
+        store: StreamStore | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        on_complete: OnComplete | None = None,
+    ) -> None:
+        if provider is None:
+            from .providers.scripted import Scripted
+
+            provider = Scripted()
+        self.provider = provider
+        default_model = model or provider.default_model
+        self.settings = MountSettings(
+            model=default_model,
+            models=tuple(models),
+            system_prompt=system_prompt,
+            max_tokens=max_tokens,
+            client_params=frozenset(client_params),
+            max_body_bytes=max_body_bytes,
+            max_messages=max_messages,
+            max_chars=max_chars,
+            ping_interval=ping_interval,
+            send_timeout=send_timeout,
+            connect_timeout=connect_timeout,
+            first_token_timeout=first_token_timeout,
+            idle_timeout=idle_timeout,
+            total_timeout=total_timeout,
+            retries=retries,
+            shutdown_grace=shutdown_grace,
+            resume_grace=resume_grace,
+            retention=retention,
+        )
+        unknown = set(client_params) - CLIENT_PARAMS
+        if unknown:
+            raise ConfigError(f"unknown client parameter(s): {sorted(unknown)}")
+        if ping_interval < 0 or retries < 0 or shutdown_grace < 0 or resume_grace < 0:
+            raise ConfigError("ping_interval, retries and grace periods must not be negative")
+        self.store: StreamStore = store if store is not None else MemoryStore(retention=retention)
+        self.on_complete = on_complete
+        connect = connect_timeout
+        self.pool = ClientPool(
+            lambda ssl_context: httpx.AsyncClient(
+                verify=ssl_context,
+                timeout=httpx.Timeout(connect=connect, read=None, write=30.0, pool=connect),
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
+            )
+        )
+        self.relay = Relay(
+            (provider, *fallbacks),
+            pool=self.pool,
+            client=http_client,
+            timeouts=Timeouts(connect_timeout, first_token_timeout, idle_timeout, total_timeout),
+            retry=RetryPolicy(retries=retries),
+        )
+        self._shutdown: anyio.Event | None = None
+        self.router = Router(routes=self.routes())
+
+    # --- construction from the environment ---------------------------------------------------
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> LLMMount:
+        """Build a mount from ``LLM_SSE_*`` variables (see the README's configuration table).
+
+        ``LLM_SSE_PROVIDER`` picks the upstream: ``scripted`` (default, no key, no network),
+        ``openai`` (any OpenAI-compatible server; ``LLM_SSE_BASE_URL``), ``zhipu``.
+        ``LLM_SSE_API_KEY`` (or ``OPENAI_API_KEY`` / ``ZHIPUAI_API_KEY``) holds the key.
+        Keyword arguments override what the environment says.
+        """
+        from .providers.registry import provider_from_env
+
+        env = os.environ if environ is None else environ
+        kwargs: dict[str, Any] = env_overrides(env)
+        if "provider" not in overrides:
+            kwargs["provider"] = provider_from_env(env)
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def shutdown_event(self) -> anyio.Event:
+        """Set (by sse-starlette's shutdown watcher) when the server begins to stop; every
+        producer of this mount watches it."""
+        if self._shutdown is None:
+            self._shutdown = anyio.Event()
+        return self._shutdown
+
+    def lifespan(self, app: object = None) -> AbstractAsyncContextManager[None]:
+        """Keep the HTTP client (and its keep-alive connections) for the host's lifetime:
+        ``Starlette(..., lifespan=mount.lifespan)`` or ``FastAPI(lifespan=mount.lifespan)``."""
+        return self._lifespan()
+
+    @asynccontextmanager
+    async def _lifespan(self) -> AsyncIterator[None]:
+        async with self.pool.pinned():
+            try:
+                yield
+            finally:
+                self.shutdown_event().set()
+        await self.store.aclose()
+
+    async def aclose(self) -> None:
+        """Close the mount's own HTTP client and store connections."""
+        await self.pool.aclose()
+        await self.store.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._asgi_lifespan(receive, send)
+            return
+        await self.router(scope, receive, send)
+
+    async def _asgi_lifespan(self, receive: Receive, send: Send) -> None:
+        # Served as the top-level app (or by a host that forwards lifespan): pin the client.
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        async with self._lifespan():
+            await send({"type": "lifespan.startup.complete"})
+            message = await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    # --- routes ------------------------------------------------------------------------------
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/chat", self._chat_post, methods=["POST"]),
+            Route("/chat", self._chat_get, methods=["GET"]),
+            Route("/chat/{stream_id}", self._chat_resume, methods=["GET"]),
+            Route("/models", self._models, methods=["GET"]),
+            Route("/health", self._health, methods=["GET"]),
+        ]
+
+    def allowed_models(self) -> list[str]:
+        s = self.settings
+        models = list(s.models)
+        if s.model and s.model not in models:
+            models.insert(0, s.model)
+        return models
+
+    def build_request(self, fields: Mapping[str, Any]) -> ChatRequest:
+        """Apply the mount's policy to a parsed request: model, caps, system prompt."""
+        s = self.settings
+        forbidden = [
+            k
+            for k in CLIENT_PARAMS - s.client_params
+            if fields.get(k) not in (None, (), "")
+        ]
+        if forbidden:
+            raise RequestError(
+                f"the parameter {sorted(forbidden)[0]!r} may not be set by clients",
+                code="parameter_not_allowed",
+            )
+        model = fields.get("model") or s.model
+        if not model:
+            raise RequestError("no model given and the mount has no default", code="model_required")
+        if s.models and model not in self.allowed_models():
+            raise RequestError(f"model {model!r} is not available here", code="unknown_model")
+        messages: tuple[Message, ...] = fields["messages"]
+        if len(messages) > s.max_messages:
+            raise RequestError(
+                f"too many messages (at most {s.max_messages})", code="too_many_messages"
+            )
+        max_tokens = fields.get("max_tokens")
+        if s.max_tokens is not None:
+            if max_tokens is not None and max_tokens > s.max_tokens:
+                raise RequestError(
+                    f"max_tokens may be at most {s.max_tokens}", code="invalid_parameter"
+                )
+            max_tokens = max_tokens or s.max_tokens
+        if s.system_prompt:
+            messages = (Message("system", s.system_prompt), *messages)
+        chat = ChatRequest(**{**fields, "model": model, "messages": messages, "max_tokens": max_tokens})
+        if chat.total_chars > s.max_chars:
+            raise RequestError(
+                f"the conversation is too long (at most {s.max_chars} characters)",
+                code="conversation_too_long",
+            )
+        return chat
+
+    def stream(
+        self, chat: ChatRequest, encoder: EncoderFactory = NativeEncoder,
+        headers: Mapping[str, str] | None = None,
+    ) -> NewStream:
+        """The ASGI response that streams ``chat`` in the given client protocol."""
+        return NewStream(self, chat, encoder, headers)
+
+    async def _chat_post(self, request: Request) -> Response:
+        try:
+            body = await read_json_body(request, self.settings.max_body_bytes)
+            chat = self.build_request(parse_native_body(body))
+        except LLMSSEError as exc:
+            return error_response(exc)
+        return self.stream(chat)  # type: ignore[return-value]
+
+    async def _chat_get(self, request: Request) -> Response:
+        q = request.query_params
+        try:
+            resume = request.headers.get("last-event-id") or q.get("last_event_id")
+            if resume:
+                return await self._resume(request, resume)  # type: ignore[return-value]
+            prompt = q.get("prompt")
+            if not prompt:
+                raise RequestError("the 'prompt' query parameter is required", code="invalid_request")
+            messages: list[dict[str, str]] = []
+            if q.get("system"):
+                messages.append({"role": "system", "content": q["system"]})
+            messages.append({"role": "user", "content": prompt})
+            fields = parse_native_body({"messages": messages, "model": q.get("model") or None})
+            chat = self.build_request(fields)
+        except LLMSSEError as exc:
+            return error_response(exc)
+        return self.stream(chat)  # type: ignore[return-value]
+
+    async def _chat_resume(self, request: Request) -> Response:
+        stream_id = request.path_params["stream_id"]
+        after = request.query_params.get("after") or request.headers.get("last-event-id") or "-1"
+        if ":" in after:
+            after = after.rsplit(":", 1)[1]
+        try:
+            return await self._resume(request, f"{stream_id}:{after}")  # type: ignore[return-value]
+        except LLMSSEError as exc:
+            return error_response(exc)
+
+    async def _resume(self, request: Request, last_event_id: str) -> ResumedStream | Response:
+        stream_id, _, seq = last_event_id.rpartition(":")
+        try:
+            after = int(seq)
+        except ValueError:
+            raise RequestError(
+                "Last-Event-ID must look like '<stream_id>:<seq>'", code="invalid_last_event_id"
+            ) from None
+        if not stream_id or not await self.store.exists(stream_id):
+            raise NotFound("no such stream, or it has expired", code="stream_not_found")
+        return ResumedStream(self, stream_id, after, NativeEncoder)
+
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse({"default": self.settings.model, "models": self.allowed_models()})
+
+    async def _health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "provider": self.provider.name})
+

@@ -1,0 +1,224 @@
+"""Upstream HTTP plumbing shared by the SSE-speaking providers.
+
+``open_event_stream`` sends the request and reads the status before anything is committed to
+the client; ``SSEUpstream`` feeds the body through :class:`~llm_sse_mount.sse_decoder.SSEDecoder`
+and a per-vendor parser. Status mapping (what the client sees when the upstream refuses):
+
+======================  ======  ==========================  =========
+upstream                status  code                        retryable
+======================  ======  ==========================  =========
+connect error / reset   502     ``upstream_unreachable``    yes
+connect/read timeout    504     ``upstream_timeout``        yes
+400, 413, 422           400     ``upstream_rejected``       no
+401, 403                502     ``upstream_auth``           no
+404                     502     ``upstream_not_found``      no
+408, 504                504     ``upstream_timeout``        yes
+429                     429     ``upstream_rate_limited``   yes
+503, 529                503     ``upstream_overloaded``     yes
+other 5xx               502     ``upstream_error``          yes
+======================  ======  ==========================  =========
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+import httpx
+
+from ..errors import UpstreamError, UpstreamTimeout
+from ..events import ProviderEvent
+from ..sse_decoder import ServerSentEvent, SSEDecoder
+
+#: How much of an error body we read to build a message (the rest is discarded).
+MAX_ERROR_BODY = 64 * 1024
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date; ``None`` when absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_message_from_body(body: bytes, content_type: str) -> tuple[str | None, str | None]:
+    """Best effort ``(message, vendor_code)`` from an upstream error body of any shape."""
+    text = body.decode("utf-8", "replace").strip()
+    if not text:
+        return None, None
+    if "json" in content_type or text[:1] in "{[":
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict):
+            err = payload.get("error", payload)
+            if isinstance(err, str):
+                return err, None
+            if isinstance(err, dict):
+                msg = err.get("message") or err.get("msg") or err.get("detail")
+                code = err.get("code") or err.get("type")
+                return (str(msg) if msg else None), (str(code) if code is not None else None)
+    if "html" in content_type or text[:1] == "<":
+        return "the upstream answered with an HTML page", None
+    return text[:300], None
+
+
+def status_error(
+    status: int, message: str | None, vendor_code: str | None, retry_after: float | None
+) -> UpstreamError:
+    """Map an upstream HTTP error status to the error the client sees (table above)."""
+    detail = f"upstream answered HTTP {status}"
+    if vendor_code:
+        detail += f" ({vendor_code})"
+    detail += f": {message}" if message else " with an empty body"
+    if status in (408, 504):
+        return UpstreamTimeout(detail, retry_after=retry_after)
+    if status == 429:
+        return UpstreamError(
+            detail, code="upstream_rate_limited", status=429, retryable=True, retry_after=retry_after
+        )
+    if status in (503, 529):
+        return UpstreamError(
+            detail, code="upstream_overloaded", status=503, retryable=True, retry_after=retry_after
+        )
+    if status >= 500:
+        return UpstreamError(detail, code="upstream_error", retryable=True, retry_after=retry_after)
+    if status in (401, 403):
+        return UpstreamError(detail, code="upstream_auth")
+    if status == 404:
+        return UpstreamError(detail, code="upstream_not_found")
+    return UpstreamError(detail, code="upstream_rejected", status=400)
+
+
+def transport_error(exc: httpx.TransportError) -> UpstreamError:
+    """An httpx transport failure as the client-facing error (never with the URL's secrets)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(f"upstream timed out ({type(exc).__name__})")
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return UpstreamError(
+            "cannot connect to the upstream", code="upstream_unreachable", retryable=True
+        )
+    return UpstreamError(
+        f"upstream connection failed ({type(exc).__name__})",
+        code="upstream_unreachable",
+        retryable=True,
+    )
+
+
+async def _read_limited(response: httpx.Response, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) >= limit:
+            break
+    return bytes(body[:limit])
+
+
+async def open_event_stream(
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    body: Mapping[str, Any],
+    on_json_body: Callable[[Any], UpstreamError] | None = None,
+) -> httpx.Response:
+    """POST ``body`` and return the streaming response once its status is known to be good.
+
+    Any failure closes the response and raises :class:`UpstreamError`. A 200 that is not an
+    event stream (a JSON body from a server that ignored ``stream: true``, an HTML page from a
+    proxy) is an ``upstream_bad_response`` error rather than a silent empty answer.
+    """
+    request = http.build_request("POST", url, headers=headers, json=body)
+    try:
+        response = await http.send(request, stream=True)
+    except httpx.TransportError as exc:
+        raise transport_error(exc) from None
+    try:
+        content_type = response.headers.get("content-type", "").lower()
+        if response.status_code >= 400:
+            raw = await _read_limited(response, MAX_ERROR_BODY)
+            message, code = error_message_from_body(raw, content_type)
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            raise status_error(response.status_code, message, code, retry_after)
+        if response.status_code != 200 or "text/event-stream" not in content_type:
+            raw = await _read_limited(response, MAX_ERROR_BODY)
+            message, code = error_message_from_body(raw, content_type)
+            if "json" in content_type and on_json_body is not None:
+                try:
+                    payload = json.loads(raw)
+                except ValueError:
+                    payload = None
+                raise on_json_body(payload)
+            raise UpstreamError(
+                f"upstream answered HTTP {response.status_code} with {content_type or 'no content type'}"
+                f" instead of an event stream" + (f": {message}" if message else ""),
+                code="upstream_bad_response",
+            )
+    except httpx.TransportError as exc:
+        await response.aclose()
+        raise transport_error(exc) from None
+    except BaseException:
+        await response.aclose()
+        raise
+    return response
+
+
+class EventParser(Protocol):
+    """Per-stream, stateful translation of one vendor's SSE events into provider events."""
+
+    #: Set once the vendor's explicit end marker was seen (``[DONE]``, ``message_stop``).
+    finished: bool
+
+    def feed(self, event: ServerSentEvent) -> Iterable[ProviderEvent]:
+        """Translate one SSE event; raise :class:`UpstreamError` for an error frame."""
+        ...
+
+    def end_of_body(self) -> Iterable[ProviderEvent]:
+        """The body ended; raise if it ended before the stream was complete."""
+        ...
+
+
+class SSEUpstream:
+    """An open upstream event stream: bytes → SSE events → provider events."""
+
+    def __init__(
+        self, response: httpx.Response, parser: EventParser, *, max_line_bytes: int = 1 << 20
+    ) -> None:
+        self._response = response
+        self._parser = parser
+        self._decoder = SSEDecoder(max_line_bytes=max_line_bytes)
+
+    async def events(self) -> AsyncIterator[ProviderEvent]:
+        parser, decoder = self._parser, self._decoder
+        try:
+            async for chunk in self._response.aiter_bytes():
+                for sse in decoder.feed(chunk):
+                    for event in parser.feed(sse):
+                        yield event
+                    if parser.finished:
+                        # Stop at the end marker: some servers keep the connection open after it.
+                        return
+            for sse in decoder.close():
+                for event in parser.feed(sse):
+                    yield event
+        except httpx.TransportError as exc:
+            raise transport_error(exc) from None
+        if not parser.finished:
+            for event in parser.end_of_body():
+                yield event
+
+    async def aclose(self) -> None:
+        await self._response.aclose()

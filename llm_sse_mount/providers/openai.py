@@ -1,0 +1,279 @@
+"""OpenAI's chat completions stream, as spoken by OpenAI and every compatible server
+(DeepSeek, Moonshot, vLLM, Ollama, llama.cpp's server, Zhipu GLM with a few differences).
+
+What the parser copes with, all seen in the wild:
+
+- ``delta.content`` and ``delta.reasoning_content`` (DeepSeek, GLM; ``delta.reasoning`` on
+  vLLM and OpenRouter) in any order, possibly in the same chunk;
+- ``delta.tool_calls`` fragments, of which only the first per call carries ``id`` and name;
+- ``finish_reason`` (sent twice by GLM: the last one wins), with vendor values mapped;
+- usage on a trailing chunk with empty ``choices`` (OpenAI with ``stream_options``), on the last
+  chunk together with choices (GLM), or inside the choice (Moonshot);
+- ``: keep-alive`` comments (the decoder drops them), ``{"error": {...}}`` as a data frame
+  mid-stream, ``data: [DONE]``, and a body that ends without ``[DONE]`` after a finish reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from ..errors import UpstreamError
+from ..events import (
+    Finish,
+    FinishReason,
+    ProviderEvent,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from ..request import ChatRequest, Message
+from ..sse_decoder import ServerSentEvent
+from .http import SSEUpstream, open_event_stream
+
+__all__ = ["OpenAICompatible", "OpenAIStreamParser"]
+
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+    "sensitive": "content_filter",  # GLM
+}
+
+
+def usage_from(obj: Any) -> Usage | None:
+    """An OpenAI-style usage object as :class:`Usage` (``None`` when absent or not numeric)."""
+    if not isinstance(obj, Mapping):
+        return None
+    prompt = obj.get("prompt_tokens")
+    completion = obj.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    total = obj.get("total_tokens")
+    return Usage(prompt, completion, total if isinstance(total, int) else prompt + completion)
+
+
+def mid_stream_error(payload: Any) -> UpstreamError:
+    """An ``{"error": ...}`` data frame as an error (vendor code kept in the message)."""
+    err = payload.get("error") if isinstance(payload, Mapping) else None
+    if isinstance(err, Mapping):
+        message = str(err.get("message") or "the upstream reported an error")
+        code = err.get("code") or err.get("type")
+        if code is not None:
+            message = f"{message} ({code})"
+    else:
+        message = str(err) if err else "the upstream reported an error"
+    return UpstreamError(f"upstream error: {message}", code="upstream_error")
+
+
+class OpenAIStreamParser:
+    """Chat-completion chunks → provider events. One instance per stream."""
+
+    def __init__(self) -> None:
+        self.finished = False
+        self._saw_finish = False
+
+    def feed(self, event: ServerSentEvent) -> Iterable[ProviderEvent]:
+        data = event.data
+        if data == "[DONE]":
+            self.finished = True
+            return ()
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise UpstreamError(
+                "the upstream sent a data line that is not JSON", code="upstream_bad_response"
+            ) from None
+        if not isinstance(chunk, dict):
+            raise UpstreamError(
+                "the upstream sent a JSON value that is not a chunk", code="upstream_bad_response"
+            )
+        if "error" in chunk and chunk["error"] or event.event == "error":
+            raise mid_stream_error(chunk)
+        out: list[ProviderEvent] = []
+        choices = chunk.get("choices")
+        if choices and isinstance(choices, list):
+            # n > 1 is not supported downstream: the first choice is the answer.
+            choice = choices[0]
+            if isinstance(choice, dict):
+                self._choice(choice, out)
+        usage = usage_from(chunk.get("usage"))
+        if usage is not None:
+            out.append(usage)
+        return out
+
+    def _choice(self, choice: dict[str, Any], out: list[ProviderEvent]) -> None:
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning and isinstance(reasoning, str):
+                out.append(ReasoningDelta(reasoning))
+            content = delta.get("content")
+            if content and isinstance(content, str):
+                out.append(TextDelta(content))
+            tool_calls = delta.get("tool_calls")
+            if tool_calls and isinstance(tool_calls, list):
+                for call in tool_calls:
+                    out.append(_tool_call(call))
+        usage = usage_from(choice.get("usage"))  # Moonshot puts it inside the choice
+        if usage is not None:
+            out.append(usage)
+        reason = choice.get("finish_reason")
+        if reason:
+            if reason == "network_error":  # GLM: inference failed mid-answer
+                raise UpstreamError(
+                    "the upstream reported a network error while generating",
+                    code="upstream_network_error",
+                    retryable=True,
+                )
+            self._saw_finish = True
+            out.append(Finish(_FINISH.get(str(reason), "stop")))
+
+    def end_of_body(self) -> Iterable[ProviderEvent]:
+        if self._saw_finish:
+            return ()  # some servers omit [DONE]; a finish reason is complete enough
+        raise UpstreamError(
+            "the upstream stream ended before the answer was complete",
+            code="upstream_incomplete",
+            retryable=True,
+        )
+
+
+def _tool_call(call: Any) -> ToolCallDelta:
+    if not isinstance(call, dict):
+        raise UpstreamError("malformed tool call fragment", code="upstream_bad_response")
+    fn = call.get("function")
+    fn = fn if isinstance(fn, dict) else {}
+    index = call.get("index", 0)
+    return ToolCallDelta(
+        index=index if isinstance(index, int) else 0,
+        id=call.get("id") or None,
+        name=fn.get("name") or None,
+        arguments=fn.get("arguments") or "",
+    )
+
+
+def message_to_openai(message: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.name:
+        out["name"] = message.name
+    if message.tool_call_id:
+        out["tool_call_id"] = message.tool_call_id
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+        if not message.content:
+            out["content"] = None
+    return out
+
+
+class OpenAICompatible:
+    """Any server speaking OpenAI's ``/chat/completions`` stream.
+
+    Example::
+
+        provider = OpenAICompatible("https://api.deepseek.com/v1", api_key="sk-...",
+                                    default_model="deepseek-chat")
+
+    ``base_url`` is the API root (the part before ``/chat/completions``). ``client`` is an
+    optional ``httpx.AsyncClient`` of the host's (transport, proxies, limits); without one the
+    mount's own client is used. ``stream_usage`` asks for ``stream_options.include_usage``
+    (switch it off for servers that reject the option).
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str = "https://api.openai.com/v1",
+        api_key: str | None = None,
+        *,
+        default_model: str | None = None,
+        client: httpx.AsyncClient | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream_usage: bool = True,
+        max_line_bytes: int = 1 << 20,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.default_model = default_model
+        self.client = client
+        self._extra_headers = dict(headers or {})
+        self.stream_usage = stream_usage
+        self.max_line_bytes = max_line_bytes
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={'***' if self._api_key else None})"
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self._api_key,) if self._api_key else ()
+
+    def authorization(self) -> str | None:
+        return f"Bearer {self._api_key}" if self._api_key else None
+
+    def build_headers(self) -> dict[str, str]:
+        headers = {"accept": "text/event-stream", **self._extra_headers}
+        auth = self.authorization()
+        if auth:
+            headers["authorization"] = auth
+        return headers
+
+    def build_body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": [message_to_openai(m) for m in request.messages],
+            "stream": True,
+        }
+        if self.stream_usage:
+            body["stream_options"] = {"include_usage": True}
+        for key in ("temperature", "top_p", "max_tokens"):
+            value = getattr(request, key)
+            if value is not None:
+                body[key] = value
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        **({"description": t.description} if t.description else {}),
+                        **({"parameters": dict(t.parameters)} if t.parameters is not None else {}),
+                    },
+                }
+                for t in request.tools
+            ]
+        if request.tool_choice is not None:
+            body["tool_choice"] = request.tool_choice
+        return body
+
+    def new_parser(self) -> OpenAIStreamParser:
+        return OpenAIStreamParser()
+
+    async def open(self, request: ChatRequest, http: httpx.AsyncClient) -> SSEUpstream:
+        response = await open_event_stream(
+            http,
+            f"{self.base_url}/chat/completions",
+            headers=self.build_headers(),
+            body=self.build_body(request),
+            on_json_body=_json_instead_of_stream,
+        )
+        return SSEUpstream(response, self.new_parser(), max_line_bytes=self.max_line_bytes)
+
+
+def _json_instead_of_stream(payload: Any) -> UpstreamError:
+    if isinstance(payload, Mapping) and payload.get("error"):
+        return mid_stream_error(payload)
+    return UpstreamError(
+        "the upstream answered with a complete JSON body instead of an event stream",
+        code="upstream_bad_response",
+    )

@@ -1,0 +1,50 @@
+"""The stream store seam: a producer appends frames, any number of readers follow them.
+
+A frame is ``(seq, event)``: seq starts at 0 and grows by one per frame with no gaps, so
+``Last-Event-ID: <stream_id>:<seq>`` names exactly where a reader stopped. Stores keep finished
+streams for ``retention`` seconds so late reconnects still get their tail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, runtime_checkable
+
+from ..events import StreamEvent
+
+Frame = tuple[int, StreamEvent]
+
+
+@runtime_checkable
+class StreamStore(Protocol):
+    """Where frames live between the producer and the readers."""
+
+    async def create(self, stream_id: str) -> None:
+        """Register a new, empty stream (its producer is this process)."""
+        ...
+
+    async def append(self, stream_id: str, events: Sequence[StreamEvent]) -> int:
+        """Append events as the next frames; returns the seq of the last one. Appending a
+        ``Done`` finishes the stream (nothing may follow it)."""
+        ...
+
+    def read(self, stream_id: str, after: int = -1) -> AsyncIterator[list[Frame]]:
+        """Batches of frames with ``seq > after``, live until the ``Done`` frame has been
+        yielded. Raises :class:`~llm_sse_mount.errors.NotFound` for an unknown or expired
+        stream, and yields an ``error``/``done`` pair of its own if the producer is lost."""
+        ...
+
+    def reader(self, stream_id: str) -> AbstractAsyncContextManager[None]:
+        """Count a reader for as long as the context is open (producers stop when abandoned)."""
+        ...
+
+    async def wait_abandoned(self, stream_id: str, grace: float) -> None:
+        """Return once the stream has had no reader for ``grace`` seconds in a row."""
+        ...
+
+    async def exists(self, stream_id: str) -> bool: ...
+
+    async def aclose(self) -> None:
+        """Release connections (the Redis store); the memory store has nothing to release."""
+        ...
