@@ -165,7 +165,23 @@ class SSEDecoder:
         events: list[ServerSentEvent] = []
         for line in lines:
             if not line:
-                self._dispatch(events)
+                # Blank line: dispatch. Inlined (not a method) because it runs once per token.
+                self._last_event_id = self._id_buffer
+                retry, self._block_retry = self._block_retry, None
+                data = self._data
+                if data:  # no data, no event: the type buffer is still reset below
+                    text = data[0] if len(data) == 1 else b"\n".join(data)
+                    events.append(
+                        ServerSentEvent(
+                            self._event_type or "message",
+                            text.decode("utf-8", "replace"),
+                            self._last_event_id,
+                            retry,
+                        )
+                    )
+                    self._data = []
+                    self._data_size = 0
+                self._event_type = ""
                 continue
             if line.startswith(b"data: "):  # the hot path: one check instead of a field parse
                 name, value = b"data", line[6:]
@@ -197,18 +213,3 @@ class SSEDecoder:
                 if len(digits) <= _MAX_RETRY_DIGITS:
                     self._retry = self._block_retry = int(digits)
         return events
-
-    def _dispatch(self, events: list[ServerSentEvent]) -> None:
-        self._last_event_id = self._id_buffer
-        retry, self._block_retry = self._block_retry, None
-        if not self._data:
-            self._event_type = ""
-            return
-        data = self._data
-        text = (data[0] if len(data) == 1 else b"\n".join(data)).decode("utf-8", "replace")
-        events.append(
-            ServerSentEvent(self._event_type or "message", text, self._last_event_id, retry)
-        )
-        self._data = []
-        self._data_size = 0
-        self._event_type = ""

@@ -337,6 +337,8 @@ def test_line_at_the_limit_is_accepted_and_one_byte_more_raises() -> None:
         decode(line + b"y\n\n", max_line_bytes=100)
     with pytest.raises(SSEDecodeError):  # the same, arriving in pieces
         decode(line[:50], line[50:], b"y", b"\n\n", max_line_bytes=100)
+    with pytest.raises(SSEDecodeError):  # completed by the chunk that brings its last byte
+        decode(line[:50], line[50:] + b"y\n\n", max_line_bytes=100)
 
 
 def test_line_limit_raises_while_the_line_is_unfinished() -> None:
