@@ -460,3 +460,11 @@ def test_arbitrary_bytes_decode_like_the_naive_spec_transcription(
     raw = b"".join(parts)
     cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=6))
     assert decode(*split_at(raw, cuts)) == reference_decode(raw)
+
+
+def test_docstring_example_runs() -> None:
+    import doctest
+
+    from llm_sse_mount import sse_decoder
+
+    assert doctest.testmod(sse_decoder).failed == 0
