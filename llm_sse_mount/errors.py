@@ -52,7 +52,8 @@ class LLMSSEError(Exception):
         self.retry_after = retry_after
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(code={self.code!r}, status={self.status}, message={self.message!r})"
+        name = type(self).__name__
+        return f"{name}(code={self.code!r}, status={self.status}, message={self.message!r})"
 
 
 class ConfigError(LLMSSEError, ValueError):

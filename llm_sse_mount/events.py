@@ -8,7 +8,7 @@ A provider turns its upstream's wire format into these; the relay adds the strea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Union
+from typing import Any, ClassVar, Literal
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "cancelled"]
 FINISH_REASONS: frozenset[str] = frozenset(
@@ -118,9 +118,9 @@ class Done:
 
 
 #: What a provider yields.
-ProviderEvent = Union[TextDelta, ReasoningDelta, ToolCallDelta, Usage, Finish]
+ProviderEvent = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Finish
 #: What a stream carries to its readers.
-StreamEvent = Union[Start, TextDelta, ReasoningDelta, ToolCallDelta, Usage, Error, Done]
+StreamEvent = Start | TextDelta | ReasoningDelta | ToolCallDelta | Usage | Error | Done
 
 _BY_NAME: dict[str, type[StreamEvent]] = {
     cls.event: cls for cls in (Start, TextDelta, ReasoningDelta, ToolCallDelta, Usage, Error, Done)

@@ -234,9 +234,7 @@ class LLMMount:
         """Apply the mount's policy to a parsed request: model, caps, system prompt."""
         s = self.settings
         forbidden = [
-            k
-            for k in CLIENT_PARAMS - s.client_params
-            if fields.get(k) not in (None, (), "")
+            k for k in CLIENT_PARAMS - s.client_params if fields.get(k) not in (None, (), "")
         ]
         if forbidden:
             raise RequestError(
@@ -262,7 +260,9 @@ class LLMMount:
             max_tokens = max_tokens or s.max_tokens
         if s.system_prompt:
             messages = (Message("system", s.system_prompt), *messages)
-        chat = ChatRequest(**{**fields, "model": model, "messages": messages, "max_tokens": max_tokens})
+        chat = ChatRequest(
+            **{**fields, "model": model, "messages": messages, "max_tokens": max_tokens}
+        )
         if chat.total_chars > s.max_chars:
             raise RequestError(
                 f"the conversation is too long (at most {s.max_chars} characters)",
@@ -271,7 +271,9 @@ class LLMMount:
         return chat
 
     def stream(
-        self, chat: ChatRequest, encoder: EncoderFactory = NativeEncoder,
+        self,
+        chat: ChatRequest,
+        encoder: EncoderFactory = NativeEncoder,
         headers: Mapping[str, str] | None = None,
     ) -> NewStream:
         """The ASGI response that streams ``chat`` in the given client protocol."""
@@ -293,7 +295,9 @@ class LLMMount:
                 return await self._resume(request, resume)  # type: ignore[return-value]
             prompt = q.get("prompt")
             if not prompt:
-                raise RequestError("the 'prompt' query parameter is required", code="invalid_request")
+                raise RequestError(
+                    "the 'prompt' query parameter is required", code="invalid_request"
+                )
             messages: list[dict[str, str]] = []
             if q.get("system"):
                 messages.append({"role": "system", "content": q["system"]})
@@ -331,4 +335,3 @@ class LLMMount:
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "provider": self.provider.name})
-

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import anyio
 import httpx
 
-from .errors import LLMSSEError, UpstreamError, UpstreamTimeout
+from .errors import LLMSSEError, UpstreamTimeout
 from .events import (
     Done,
     Error,
@@ -227,7 +227,7 @@ class Producer:
         store, sid = self.store, self.stream_id
         with anyio.CancelScope(deadline=min(first, total_deadline)) as scope:
             async for event in self.opened.upstream.events():
-                if type(event) is Finish:
+                if isinstance(event, Finish):
                     self._finish = event.reason  # GLM repeats it; the last one wins
                     continue
                 if self._first_token_at is None and isinstance(
@@ -282,9 +282,7 @@ class Producer:
             finish_reason=reason,
             usage=self._usage,
             time_to_first_token=(
-                None
-                if self._first_token_at is None
-                else self._first_token_at - self.opened.started
+                None if self._first_token_at is None else self._first_token_at - self.opened.started
             ),
             duration=time.monotonic() - self.opened.started,
             error_code=error_code,

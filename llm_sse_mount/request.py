@@ -203,7 +203,9 @@ def parse_tool_choice(value: Any) -> str | Mapping[str, Any] | None:
         return value  # type: ignore[no-any-return]
     if isinstance(value, Mapping):
         return value
-    raise _fail("invalid_parameter", "'tool_choice' must be 'auto', 'none', 'required' or an object")
+    raise _fail(
+        "invalid_parameter", "'tool_choice' must be 'auto', 'none', 'required' or an object"
+    )
 
 
 NATIVE_KEYS = frozenset(
@@ -224,7 +226,9 @@ def parse_common(obj: Mapping[str, Any]) -> dict[str, Any]:
     model = obj.get("model")
     if model is not None and (not isinstance(model, str) or not model):
         raise _fail("invalid_parameter", "'model' must be a non-empty string")
-    max_tokens = parse_number(obj.get("max_tokens"), "max_tokens", low=1, high=10_000_000, integer=True)
+    max_tokens = parse_number(
+        obj.get("max_tokens"), "max_tokens", low=1, high=10_000_000, integer=True
+    )
     return {
         "messages": parse_messages(obj.get("messages")),
         "model": model,

@@ -103,7 +103,12 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         raw = env.get(name)
         if raw is not None and raw != "":
             value = parse(name, raw)
-            if value is None and arg in ("ping_interval", "shutdown_grace", "resume_grace", "retention"):
+            if value is None and arg in (
+                "ping_interval",
+                "shutdown_grace",
+                "resume_grace",
+                "retention",
+            ):
                 value = 0.0
             out[arg] = value
     return out

@@ -148,12 +148,11 @@ class NewStream:
             on_complete=mount.on_complete,
             secrets=mount.relay.secrets(),
         )
-        async with anyio.create_task_group() as tg:
-            # Count this reader before the producer starts, so it is never seen as abandoned.
-            async with store.reader(stream_id):
-                tg.start_soon(producer.run)
-                body = _frames(mount, stream_id, -1, self.encoder_factory, opened.model)
-                await _serve(_event_source(mount, body, self.headers), scope, receive, send)
+        # Count this reader before the producer starts, so it is never seen as abandoned.
+        async with anyio.create_task_group() as tg, store.reader(stream_id):
+            tg.start_soon(producer.run)
+            body = _frames(mount, stream_id, -1, self.encoder_factory, opened.model)
+            await _serve(_event_source(mount, body, self.headers), scope, receive, send)
 
 
 class ResumedStream:

@@ -88,7 +88,11 @@ def status_error(
         return UpstreamTimeout(detail, retry_after=retry_after)
     if status == 429:
         return UpstreamError(
-            detail, code="upstream_rate_limited", status=429, retryable=True, retry_after=retry_after
+            detail,
+            code="upstream_rate_limited",
+            status=429,
+            retryable=True,
+            retry_after=retry_after,
         )
     if status in (503, 529):
         return UpstreamError(
@@ -163,8 +167,9 @@ async def open_event_stream(
                     payload = None
                 raise on_json_body(payload)
             raise UpstreamError(
-                f"upstream answered HTTP {response.status_code} with {content_type or 'no content type'}"
-                f" instead of an event stream" + (f": {message}" if message else ""),
+                f"upstream answered HTTP {response.status_code} with"
+                f" {content_type or 'no content type'} instead of an event stream"
+                + (f": {message}" if message else ""),
                 code="upstream_bad_response",
             )
     except httpx.TransportError as exc:

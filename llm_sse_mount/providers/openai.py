@@ -94,7 +94,7 @@ class OpenAIStreamParser:
             raise UpstreamError(
                 "the upstream sent a JSON value that is not a chunk", code="upstream_bad_response"
             )
-        if "error" in chunk and chunk["error"] or event.event == "error":
+        if chunk.get("error") or event.event == "error":
             raise mid_stream_error(chunk)
         out: list[ProviderEvent] = []
         choices = chunk.get("choices")
@@ -211,7 +211,8 @@ class OpenAICompatible:
         self.max_line_bytes = max_line_bytes
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={'***' if self._api_key else None})"
+        key = "***" if self._api_key else None
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={key})"
 
     def secrets(self) -> tuple[str, ...]:
         return (self._api_key,) if self._api_key else ()

@@ -23,17 +23,13 @@ def _key(env: Mapping[str, str], kind: str) -> str:
     for name in names:
         if env.get(name):
             return env[name]
-    raise ConfigError(
-        f"LLM_SSE_PROVIDER={kind} needs an API key: set {' or '.join(names)}"
-    )
+    raise ConfigError(f"LLM_SSE_PROVIDER={kind} needs an API key: set {' or '.join(names)}")
 
 
 def provider_from_env(env: Mapping[str, str]) -> Provider:
     kind = env.get("LLM_SSE_PROVIDER", "scripted").strip().lower() or "scripted"
     if kind not in PROVIDERS:
-        raise ConfigError(
-            f"LLM_SSE_PROVIDER={kind!r} is not one of {', '.join(sorted(PROVIDERS))}"
-        )
+        raise ConfigError(f"LLM_SSE_PROVIDER={kind!r} is not one of {', '.join(sorted(PROVIDERS))}")
     base_url = env.get("LLM_SSE_BASE_URL") or None
     model = env.get("LLM_SSE_MODEL") or None
     if kind == "scripted":
