@@ -44,9 +44,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 class ServerThread:
     """``uvicorn.Server`` on 127.0.0.1, port 0, in a daemon thread.
 
-    ``uvicorn.Config`` gets ``host``, ``port=0``, ``log_level="warning"`` and ``lifespan="off"``
-    unless overridden by ``config``. uvicorn installs no signal handlers outside the main thread,
-    so this does not steal the test runner's Ctrl-C.
+    ``uvicorn.Config`` gets ``host="127.0.0.1"``, ``port=0``, ``log_level="warning"`` and
+    ``log_config=None`` (uvicorn's logs propagate to pytest's capture instead of uvicorn
+    reconfiguring logging in the test process) unless overridden by ``config``. uvicorn
+    installs no signal handlers outside the main thread, so this does not steal Ctrl-C.
+    Streams still open at ``stop()`` keep uvicorn waiting unless ``timeout_graceful_shutdown``
+    is set: that wait is what shutdown tests measure.
     """
 
     def __init__(self, app: Any, **config: Any) -> None:
@@ -54,7 +57,7 @@ class ServerThread:
             "host": "127.0.0.1",
             "port": 0,
             "log_level": "warning",
-            "lifespan": "off",
+            "log_config": None,
         }
         settings.update(config)
         self.server = uvicorn.Server(uvicorn.Config(app, **settings))
