@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from .support.fixtures import fake_upstream, serve_app  # noqa: F401
+
 REQUIRE_ALL = os.environ.get("LLM_SSE_REQUIRE_ALL") == "1"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHROMIUM = os.environ.get("LLM_SSE_CHROMIUM", "/usr/bin/chromium")
