@@ -26,7 +26,7 @@ from .request import ChatRequest, Message, parse_native_body
 from .settings import CLIENT_PARAMS, MountSettings, env_overrides
 from .store.base import StreamStore
 from .store.memory import MemoryStore
-from .streaming import NewStream, ResumedStream
+from .streaming import STREAM_HEADERS, NewStream, ResumedStream
 
 __all__ = ["LLMMount"]
 
@@ -288,6 +288,9 @@ class LLMMount:
         return self.stream(chat)  # type: ignore[return-value]
 
     async def _chat_get(self, request: Request) -> Response:
+        if request.method == "HEAD":
+            # Starlette answers HEAD on GET routes; it must not cost an upstream call.
+            return Response(media_type="text/event-stream", headers=STREAM_HEADERS)
         q = request.query_params
         try:
             resume = request.headers.get("last-event-id") or q.get("last_event_id")

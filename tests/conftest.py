@@ -67,4 +67,4 @@ def node_bin() -> str:
 def artifacts_dir() -> Iterator[str]:
     path = os.path.join(os.path.dirname(__file__), "artifacts")
     os.makedirs(path, exist_ok=True)
-    yield path
+    return path

@@ -4,6 +4,7 @@ delivers the body in hypothesis-chosen pieces."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncIterator
 
@@ -42,7 +43,7 @@ class Pieces(httpx.AsyncByteStream):
 
 def cut(body: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(body) + 1) for c in cuts} | {0, len(body)})
-    return [body[a:b] for a, b in zip(points, points[1:]) if b > a]
+    return [body[a:b] for a, b in itertools.pairwise(points) if b > a]
 
 
 async def run(parts: list[bytes]) -> list[object]:
