@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -21,7 +21,7 @@ from .formats.native import NativeEncoder
 from .http_client import ClientPool
 from .http_errors import error_response, read_json_body
 from .providers.base import Provider
-from .relay import CompletionRecord, Relay, RetryPolicy, Timeouts
+from .relay import OnComplete, Relay, RetryPolicy, Timeouts
 from .request import ChatRequest, Message, parse_native_body
 from .settings import CLIENT_PARAMS, MountSettings, env_overrides
 from .store.base import StreamStore
@@ -31,8 +31,6 @@ from .streaming import STREAM_HEADERS, NewStream, ResumedStream
 __all__ = ["LLMMount"]
 
 logger = logging.getLogger("llm_sse_mount")
-
-OnComplete = Callable[[CompletionRecord], "Awaitable[None] | None"]
 
 
 class LLMMount:

@@ -42,7 +42,15 @@ from .providers.base import Provider, UpstreamStream
 from .request import ChatRequest
 from .store.base import StreamStore
 
-__all__ = ["CompletionRecord", "Producer", "Relay", "RetryPolicy", "Timeouts"]
+__all__ = [
+    "CompletionRecord",
+    "OnComplete",
+    "Producer",
+    "Relay",
+    "RetryPolicy",
+    "Timeouts",
+    "report",
+]
 
 logger = logging.getLogger("llm_sse_mount")
 
@@ -181,7 +189,7 @@ class Producer:
         timeouts: Timeouts,
         resume_grace: float,
         shutdown: anyio.Event,
-        on_complete: Callable[[CompletionRecord], Awaitable[None] | None] | None = None,
+        on_complete: OnComplete | None = None,
         secrets: Sequence[str] = (),
     ) -> None:
         self.stream_id = stream_id
@@ -299,10 +307,19 @@ class Producer:
             None if record.time_to_first_token is None else f"{record.time_to_first_token:.3f}s",
             record.duration,
         )
-        if self.on_complete is not None:
-            try:
-                result = self.on_complete(record)
-                if result is not None:
-                    await result
-            except Exception:
-                logger.exception("stream %s: on_complete hook failed", self.stream_id)
+        await report(self.on_complete, record)
+
+
+OnComplete = Callable[[CompletionRecord], "Awaitable[None] | None"]
+
+
+async def report(on_complete: OnComplete | None, record: CompletionRecord) -> None:
+    """Hand ``record`` to the host's hook; a failing hook is logged, never raised."""
+    if on_complete is None:
+        return
+    try:
+        result = on_complete(record)
+        if result is not None:
+            await result
+    except Exception:
+        logger.exception("stream %s: on_complete hook failed", record.stream_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ from .errors import LLMSSEError
 from .events import Start
 from .formats.base import EncoderFactory
 from .http_errors import error_response
-from .relay import Opened, Producer
+from .relay import CompletionRecord, Opened, Producer, report
 from .request import ChatRequest
 
 if TYPE_CHECKING:
@@ -117,19 +118,41 @@ class NewStream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         mount = self.mount
         # The lease keeps the mount's own client alive for the whole stream.
+        stream_id = new_stream_id()
+        started = time.monotonic()
         async with mount.pool.lease() as client:
             try:
                 opened = await _open_unless_disconnected(mount, self.chat, receive, client)
             except LLMSSEError as exc:
                 await error_response(exc)(scope, receive, send)
+                await self._report_unopened(stream_id, started, exc.code)
                 return
             if opened is None:
+                await self._report_unopened(stream_id, started, None)
                 return
-            await self._run(opened, scope, receive, send)
+            await self._run(stream_id, opened, scope, receive, send)
 
-    async def _run(self, opened: Opened, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _report_unopened(self, stream_id: str, started: float, error: str | None) -> None:
+        """A stream that never began still gets its one record (failed, or the client left)."""
+        logger.info("stream %s not started: %s", stream_id, error or "the client left")
+        record = CompletionRecord(
+            stream_id=stream_id,
+            model=self.chat.model,
+            provider=self.mount.provider.name,
+            finish_reason="error" if error else "cancelled",
+            usage=None,
+            time_to_first_token=None,
+            duration=time.monotonic() - started,
+            error_code=error,
+            client_disconnected=error is None,
+            frames=0,
+        )
+        await report(self.mount.on_complete, record)
+
+    async def _run(
+        self, stream_id: str, opened: Opened, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         mount, store = self.mount, self.mount.store
-        stream_id = new_stream_id()
         await store.create(stream_id)
         await store.append(stream_id, [Start(stream_id, opened.model)])
         logger.info(
