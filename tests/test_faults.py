@@ -244,7 +244,7 @@ def test_fallback_provider_takes_over_when_the_main_one_keeps_failing(serve_app,
     fallback = Scripted(answer="from the fallback", reasoning="", pace=0, default_model="backup-1")
     host = Host(fake_upstream, retries=1, fallbacks=[fallback])
     server = serve_app(host.app)
-    response, raw = post_chat(server.url + "/llm/chat", CHAT)
+    _, raw = post_chat(server.url + "/llm/chat", CHAT)
     frames = parse_frames(raw)
     assert frames[0].data["model"] == "backup-1"
     assert text_of(frames) == "from the fallback"
