@@ -23,9 +23,11 @@ from starlette.routing import Route
 
 def create_app() -> Starlette:
     base = os.environ["BENCH_UPSTREAM_BASE"].rstrip("/")
-    # No pool cap: the default (100 connections) would queue streams at 256 and measure httpx's
-    # pool, not the relay.
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=1024)
+    # No pool cap: the default (100 connections) would queue streams at 256 and measure the
+    # pool's wait, not the relay. Keep-alive stays at httpx's default of 20: httpcore's pool walks
+    # (and polls) every idle connection on each request and release, so a large idle pool makes
+    # TTFT grow with concurrency (64 idle connections: ~+300 ms at N=64 here; see README).
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
     timeout = httpx.Timeout(30.0, pool=None)
     client: httpx.AsyncClient | None = None
 
