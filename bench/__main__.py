@@ -31,7 +31,7 @@ def parse(argv: list[str] | None = None) -> Config:
     )
     p.add_argument("--concurrency", type=_ints, help="comma list (default 1,16,64,256)")
     p.add_argument("--rounds", type=int, help="interleaved rounds per concurrency (default 2)")
-    p.add_argument("--ramp", type=_ints, help="ramp levels (default 64,128,256,512)")
+    p.add_argument("--ramp", type=_ints, help="ramp levels (default 64,128,256,512,1024)")
     p.add_argument("--hold", type=int, help="streams held open for the memory figure (256)")
     p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = p.parse_args(argv)
@@ -49,7 +49,7 @@ def parse(argv: list[str] | None = None) -> Config:
         variants=variants,
         levels=args.concurrency or ((1, 16, 64) if quick else (1, 16, 64, 256)),
         rounds=args.rounds or (1 if quick else 2),
-        ramp=args.ramp or ((64, 128) if quick else (64, 128, 256, 512)),
+        ramp=args.ramp or ((64, 128) if quick else (64, 128, 256, 512, 1024)),
         hold_n=args.hold or (64 if quick else 256),
         min_streams=2 if quick else 4,
         timeout=20.0 if quick else 30.0,

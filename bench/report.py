@@ -39,7 +39,8 @@ def machine() -> dict[str, Any]:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+            # the bench measures the source tree it runs from, installed or not
+            versions[name] = "source tree" if name == "llm_sse_mount" else "not installed"
     return {
         "cpu": model,
         "logical_cores": psutil.cpu_count(),
