@@ -1,0 +1,108 @@
+"""``python -m bench``: relay benchmark (see bench/README.md for what each figure means)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from . import report
+from .runner import VARIANTS, Config, run
+from .stats import summarize_streams
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x)
+
+
+def parse(argv: list[str] | None = None) -> Config:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="~30 s run: N in 1,16,64, one round")
+    p.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma list from {', '.join(VARIANTS)} (default: all)",
+    )
+    p.add_argument("--concurrency", type=_ints, help="comma list (default 1,16,64,256)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds per concurrency (default 2)")
+    p.add_argument("--ramp", type=_ints, help="ramp levels (default 64,128,256,512,1024)")
+    p.add_argument("--hold", type=int, help="streams held open for the memory figure (256)")
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    args = p.parse_args(argv)
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        p.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    if args.loop == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            p.error("--loop uvloop: uvloop is not installed")
+    quick = args.quick
+    return Config(
+        variants=variants,
+        levels=args.concurrency or ((1, 16, 64) if quick else (1, 16, 64, 256)),
+        rounds=args.rounds or (1 if quick else 2),
+        ramp=args.ramp or ((64, 128) if quick else (64, 128, 256, 512, 1024)),
+        hold_n=args.hold or (64 if quick else 256),
+        min_streams=2 if quick else 4,
+        timeout=20.0 if quick else 30.0,
+        loop=args.loop,
+        quick=quick,
+    )
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # so a SIGTERM also unwinds through the cleanup in run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        raw = run(cfg, say)
+    except KeyboardInterrupt:
+        say("interrupted; all bench processes stopped")
+        return 130
+    result: dict[str, Any] = {
+        "config": asdict(cfg),
+        "machine": report.machine(),
+        "figures": report.figures(raw),
+        "phases": {
+            name: {
+                n: [
+                    {
+                        **summarize_streams(p["streams"]),
+                        "cpu_s": p["cpu_s"],
+                        "wall_s": p["wall_s"],
+                        "batches": p["batches"],
+                    }
+                    for p in phases
+                ]
+                for n, phases in by_n.items()
+            }
+            for name, by_n in raw["targets"].items()
+        },
+        "ramp": raw["ramp"],
+        "memory": raw["memory"],
+        "skipped": raw["skipped"],
+        "elapsed_s": raw["elapsed_s"],
+    }
+    text = report.write(result, RESULTS)
+    print(text)
+    say(f"wrote {RESULTS / 'latest.md'}, latest.json, latest.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

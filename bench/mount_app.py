@@ -1,0 +1,45 @@
+"""The mount under test, built from the environment, as a uvicorn factory.
+
+``BENCH_UPSTREAM_BASE`` is the fake upstream's OpenAI base URL (``http://127.0.0.1:PORT/v1``).
+The same app serves both mount variants: ``POST /chat`` (native) and
+``POST /v1/chat/completions`` (OpenAI-compatible); the runner starts one process per variant.
+
+``python -m bench.mount_app --check`` exits 0 when the mount can be built, or prints the reason
+it cannot and exits 1; the runner uses it to skip the mount variants with a clear line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+
+class MountUnavailable(RuntimeError):
+    """The ``llm_sse_mount`` package (or the API the bench needs) is not there yet."""
+
+
+def create_app() -> Any:
+    try:
+        from llm_sse_mount.providers.openai import OpenAICompatible
+
+        from llm_sse_mount import LLMMount
+    except ImportError as exc:
+        raise MountUnavailable(f"llm_sse_mount is not usable yet ({exc})") from exc
+    base = os.environ.get("BENCH_UPSTREAM_BASE", "http://127.0.0.1:8001/v1")
+    provider = OpenAICompatible(base_url=base, api_key="bench")
+    return LLMMount(provider=provider, model="bench-model", ping_interval=15)
+
+
+def main() -> None:
+    if sys.argv[1:] != ["--check"]:
+        sys.exit("usage: python -m bench.mount_app --check")
+    try:
+        create_app()
+    except Exception as exc:  # any failure to build means "skip", with the reason shown
+        print(f"{type(exc).__name__}: {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
