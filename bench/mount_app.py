@@ -21,9 +21,8 @@ class MountUnavailable(RuntimeError):
 
 def create_app() -> Any:
     try:
-        from llm_sse_mount.providers.openai import OpenAICompatible
-
         from llm_sse_mount import LLMMount
+        from llm_sse_mount.providers.openai import OpenAICompatible
     except ImportError as exc:
         raise MountUnavailable(f"llm_sse_mount is not usable yet ({exc})") from exc
     base = os.environ.get("BENCH_UPSTREAM_BASE", "http://127.0.0.1:8001/v1")

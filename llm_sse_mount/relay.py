@@ -144,7 +144,7 @@ class Relay:
             req = request
             if index > 0 and provider.default_model:
                 req = replace(request, model=provider.default_model)
-            http = provider.client or client or self.client
+            http = provider.client or self.client or client
             assert http is not None, "the route leases a client before opening"
             for attempt in range(self.retry.retries + 1):
                 try:
@@ -222,8 +222,10 @@ class Producer:
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                await self.opened.upstream.aclose()
+                # Readers get their last frames first; closing the upstream may take a moment
+                # (it drains a finished body so the connection can be reused).
                 await self._finish_stream(error)
+                await self.opened.upstream.aclose()
 
     async def _pump(self) -> None:
         t = self.timeouts

@@ -27,6 +27,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+import anyio
 import httpx
 
 from ..errors import UpstreamError, UpstreamTimeout
@@ -35,6 +36,9 @@ from ..sse_decoder import ServerSentEvent, SSEDecoder
 
 #: How much of an error body we read to build a message (the rest is discarded).
 MAX_ERROR_BODY = 64 * 1024
+#: After the end marker: how long and how much we read to let the connection be reused.
+DRAIN_SECONDS = 0.25
+DRAIN_BYTES = 64 * 1024
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -205,11 +209,13 @@ class SSEUpstream:
         self._response = response
         self._parser = parser
         self._decoder = SSEDecoder(max_line_bytes=max_line_bytes)
+        # One iterator for the body: after the end marker, aclose() goes on reading it.
+        self._chunks = response.aiter_bytes()
 
     async def events(self) -> AsyncIterator[ProviderEvent]:
         parser, decoder = self._parser, self._decoder
         try:
-            async for chunk in self._response.aiter_bytes():
+            async for chunk in self._chunks:
                 for sse in decoder.feed(chunk):
                     for event in parser.feed(sse):
                         yield event
@@ -226,4 +232,18 @@ class SSEUpstream:
                 yield event
 
     async def aclose(self) -> None:
-        await self._response.aclose()
+        response = self._response
+        if self._parser.finished and not response.is_closed:
+            # After the end marker the body normally ends at once; reading that last bit lets
+            # httpx return the connection to its pool. An upstream that keeps the connection
+            # open after [DONE] gets a short deadline, then the connection is closed.
+            with anyio.move_on_after(DRAIN_SECONDS):
+                drained = 0
+                try:
+                    async for chunk in self._chunks:
+                        drained += len(chunk)
+                        if drained > DRAIN_BYTES:
+                            break
+                except httpx.HTTPError:
+                    pass
+        await response.aclose()
