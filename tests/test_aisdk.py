@@ -28,7 +28,7 @@ from llm_sse_mount import LLMMount
 from llm_sse_mount.errors import RateLimited, UpstreamError
 from llm_sse_mount.events import Finish, ToolCallDelta, Usage
 from llm_sse_mount.providers.scripted import Emit, Fail, Scripted, ScriptStep, Text
-from llm_sse_mount.request import Message, ToolCall
+from llm_sse_mount.request import ChatRequest, Message, ToolCall
 
 from .conftest import unavailable
 from .support.servers import ServerThread
@@ -72,9 +72,9 @@ def aisdk_js(node_bin: str) -> Path:
 
 
 def run_validator(
-    js: Path, node: str, url: str, body: Any, *, sdk: str = "ai", exact: bool = False
+    js: Path, node: str, url: str, body: Any, *, sdk: str = "ai", flags: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
-    args = [node, "validate.mjs", "--sdk", sdk, *(["--exact"] if exact else [])]
+    args = [node, "validate.mjs", "--sdk", sdk, *flags]
     return subprocess.run(
         [*args, url, json.dumps(body)], cwd=js, capture_output=True, text=True, timeout=30
     )
@@ -209,7 +209,9 @@ def test_errors_before_the_stream_are_http_json_errors(
     unknown = validate(aisdk_js, node_bin, url, ui_body(user("x"), model="gpt-9"), sdk=sdk)
     assert unknown["status"] == 400
     assert unknown["httpError"]["error"]["code"] == "unknown_model"
-    malformed = validate(aisdk_js, node_bin, url, {"id": "c", "messages": []}, sdk=sdk, exact=True)
+    malformed = validate(
+        aisdk_js, node_bin, url, {"id": "c", "messages": []}, sdk=sdk, flags=("--exact",)
+    )
     assert malformed["status"] == 400
     assert malformed["httpError"]["error"]["code"] == "invalid_request"
 
@@ -273,6 +275,70 @@ def test_multi_turn_ui_messages_reach_the_provider_and_a_continued_message_keeps
     assert result["chunks"][0] == {"type": "start", "messageId": "a2"}
     assert result["message"]["id"] == "a2"
     assert [p.get("text") for p in parts_of(result, "text")] == ["明天也是晴天。"]
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_use_chat_engine_shows_the_answer_and_keeps_partial_text_on_error(
+    aisdk_js: Path, node_bin: str, serve_app: ServeApp, sdk: str
+) -> None:
+    # The SDK's Chat class (what useChat wraps) sees what a user of the React hook would.
+    good = serve_mount(serve_app, scripted(Text(TEXT), Emit(Finish("stop"))))
+    result = validate(aisdk_js, node_bin, good, ui_body(user("hi")), sdk=sdk, flags=("--chat",))
+    assert (result["chatStatus"], result["chatError"]) == ("ready", None)
+    assert [m["role"] for m in result["messages"]] == ["user", "assistant"]
+    assert result["messages"][1]["parts"][1]["text"] == TEXT
+
+    failing = serve_mount(serve_app, scripted(Text("一半"), Fail(UpstreamError("gone"))))
+    result = validate(aisdk_js, node_bin, failing, ui_body(user("hi")), sdk=sdk, flags=("--chat",))
+    assert (result["chatStatus"], result["chatError"]) == ("error", "upstream_error: gone")
+    assert result["messages"][1]["parts"][1] == {"type": "text", "text": "一半", "state": "done"}
+
+    refused = serve_mount(serve_app, Scripted(fail_open=RateLimited("slow down")))
+    result = validate(aisdk_js, node_bin, refused, ui_body(user("hi")), sdk=sdk, flags=("--chat",))
+    assert result["chatStatus"] == "error"
+    assert json.loads(result["chatError"])["error"]["code"] == "rate_limited"
+    assert len(result["messages"]) == 1
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_client_side_tool_round_trip_continues_the_same_assistant_message(
+    aisdk_js: Path, node_bin: str, serve_app: ServeApp, sdk: str
+) -> None:
+    def answer(request: ChatRequest) -> list[ScriptStep]:
+        last = request.messages[-1]
+        if last.role == "tool":
+            return [Text(f"Result: {last.content}"), Emit(Finish("stop"))]
+        call = ToolCallDelta(0, "call_1", "get_weather", '{"city": "北京"}')
+        return [Emit(call), Emit(Finish("tool_calls"))]
+
+    provider = Scripted(script=answer)
+    url = serve_mount(serve_app, provider)
+    result = validate(
+        aisdk_js, node_bin, url, ui_body(user("w?")), sdk=sdk, flags=("--chat", "--echo-tools")
+    )
+    assert (result["chatStatus"], result["chatError"]) == ("ready", None)
+    assert result["requests"] == 2
+    [question, reply] = result["messages"]
+    assert question["id"] == "u1"
+    assert [p["type"] for p in reply["parts"]] == [
+        "step-start",
+        "tool-get_weather",
+        "step-start",
+        "text",
+    ]
+    tool = reply["parts"][1]
+    assert tool["state"] == "output-available"
+    assert tool["input"] == {"city": "北京"}
+    assert tool["output"] == {"echo": {"city": "北京"}}
+    assert reply["parts"][3]["text"] == 'Result: {"echo":{"city":"北京"}}'
+    assert provider.last_request is not None
+    assert provider.last_request.messages == (
+        Message("user", "w?"),
+        Message(
+            "assistant", "", tool_calls=(ToolCall("call_1", "get_weather", '{"city":"北京"}'),)
+        ),
+        Message("tool", '{"echo":{"city":"北京"}}', tool_call_id="call_1"),
+    )
 
 
 def test_the_strict_sdk_rejects_an_unknown_key_so_the_validator_can_fail(

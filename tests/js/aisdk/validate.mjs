@@ -3,12 +3,16 @@
 // its processResponseStream() = parseJsonEventStream({stream, schema: uiMessageChunkSchema});
 // readUIMessageStream() then builds the UIMessage the way useChat's Chat does.
 //
-//   node validate.mjs [--sdk ai|ai-v5-strict] [--exact] URL BODY_JSON
+//   node validate.mjs [--sdk ai|ai-v5-strict] [--exact | --chat [--echo-tools]] URL BODY_JSON
 //
 // BODY_JSON is the body useChat would send ({id, messages, trigger, messageId?} plus what the
 // transport's `body` option adds, e.g. model). By default the transport rebuilds it from those
 // fields (so the request is byte-for-byte useChat's); --exact posts BODY_JSON unchanged
-// (through the transport's prepareSendMessagesRequest hook), for malformed bodies.
+// (through the transport's prepareSendMessagesRequest hook), for malformed bodies. --chat runs
+// the conversation through the SDK's Chat class itself (AbstractChat: the engine useChat wraps
+// in React state) and prints what a useChat user would see: {chatStatus, chatError, messages}.
+// --echo-tools makes that Chat run every tool call in the "browser" (output: {echo: input}) and
+// send the conversation back automatically, as a useChat app with client-side tools does.
 //
 // Prints one JSON object: {sdk, version, status, headers, chunks, errors, message} for a stream,
 // {sdk, version, status, headers, httpError} for an HTTP error. Exits 1 when the SDK rejected
@@ -19,10 +23,14 @@ import { readFileSync } from "node:fs";
 const args = process.argv.slice(2);
 let sdk = "ai";
 let exact = false;
+let chatMode = false;
+let echoTools = false;
 const positional = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === "--sdk") sdk = args[++i];
   else if (args[i] === "--exact") exact = true;
+  else if (args[i] === "--chat") chatMode = true;
+  else if (args[i] === "--echo-tools") echoTools = true;
   else positional.push(args[i]);
 }
 if (positional.length !== 2) {
@@ -38,14 +46,20 @@ setTimeout(() => {
   process.exit(3);
 }, 20_000).unref();
 
-const { DefaultChatTransport, readUIMessageStream } = await import(sdk);
+const {
+  AbstractChat,
+  DefaultChatTransport,
+  lastAssistantMessageIsCompleteWithToolCalls,
+  readUIMessageStream,
+} = await import(sdk);
 const pkg = JSON.parse(
   readFileSync(new URL(`./node_modules/${sdk}/package.json`, import.meta.url), "utf8"),
 );
 
 // Record what the server answered, before the transport looks at it.
-const seen = { status: 0, headers: {} };
+const seen = { status: 0, headers: {}, requests: 0 };
 async function recordingFetch(input, init) {
+  seen.requests += 1;
   const response = await fetch(input, init);
   seen.status = response.status;
   for (const name of ["content-type", "x-vercel-ai-ui-message-stream", "cache-control"]) {
@@ -63,6 +77,58 @@ const transport = new DefaultChatTransport({
 });
 
 const result = { sdk, version: pkg.version };
+
+if (chatMode) {
+  // useChat's state, minus React: the same ChatState interface ReactChatState implements.
+  class MemoryState {
+    constructor(messages) {
+      this.status = "ready";
+      this.error = undefined;
+      this.messages = messages;
+    }
+    pushMessage(message) {
+      this.messages = this.messages.concat(message);
+    }
+    popMessage() {
+      this.messages = this.messages.slice(0, -1);
+    }
+    replaceMessage(index, message) {
+      this.messages = this.messages.with(index, this.snapshot(message));
+    }
+    snapshot(thing) {
+      return structuredClone(thing);
+    }
+  }
+  const tools = echoTools
+    ? {
+        // Not awaited, as the SDK's docs say: the result is applied once the stream settles.
+        onToolCall: ({ toolCall }) => {
+          const { toolName, toolCallId, input } = toolCall;
+          (chat.addToolOutput ?? chat.addToolResult)({ tool: toolName, toolCallId, output: { echo: input } });
+        },
+        sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithToolCalls,
+      }
+    : {};
+  const chat = new (class extends AbstractChat {})({
+    id: id ?? "chat",
+    transport,
+    state: new MemoryState(structuredClone(messages)),
+    ...tools,
+  });
+  // No new message: submit the conversation as it stands, as useChat does after the user's
+  // message has been added to its state.
+  await chat.sendMessage();
+  console.log(
+    JSON.stringify({
+      ...result,
+      ...seen,
+      chatStatus: chat.status,
+      chatError: chat.error ? String(chat.error.message) : null,
+      messages: chat.messages,
+    }),
+  );
+  process.exit(0);
+}
 let stream;
 try {
   stream = await transport.sendMessages({
