@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -48,7 +49,8 @@ ServeApp = Callable[..., ServerThread]
 @pytest.fixture(scope="session")
 def aisdk_js(node_bin: str) -> Path:
     """``tests/js/aisdk`` with its pinned packages installed (once per lockfile)."""
-    npm = str(Path(node_bin).with_name("npm"))
+    npm = shutil.which("npm")
+    assert npm is not None  # node_bin has checked
     lock = (JS_DIR / "package-lock.json").read_bytes() + (JS_DIR / "package.json").read_bytes()
     digest = hashlib.sha256(lock).hexdigest()
     stamp = JS_DIR / "node_modules" / ".llm-sse-mount-lock"

@@ -45,6 +45,7 @@ from ..events import (
     Error,
     ReasoningDelta,
     Start,
+    StreamEvent,
     TextDelta,
     ToolCallDelta,
     Usage,
@@ -117,7 +118,7 @@ class AISDKEncoder:
 
     # --- one event -> chunks --------------------------------------------------------------
 
-    def _event(self, event: object, out: list[dict[str, Any]]) -> bool:
+    def _event(self, event: StreamEvent, out: list[dict[str, Any]]) -> bool:
         """Append the chunks for ``event``; True once the stream is over."""
         if type(event) is TextDelta:
             self._delta("text", event.text, out)

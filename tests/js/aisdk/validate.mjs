@@ -104,7 +104,9 @@ if (chatMode) {
         // Not awaited, as the SDK's docs say: the result is applied once the stream settles.
         onToolCall: ({ toolCall }) => {
           const { toolName, toolCallId, input } = toolCall;
-          (chat.addToolOutput ?? chat.addToolResult)({ tool: toolName, toolCallId, output: { echo: input } });
+          // addToolResult was renamed addToolOutput in AI SDK 6.
+          const addOutput = chat.addToolOutput ?? chat.addToolResult;
+          addOutput({ tool: toolName, toolCallId, output: { echo: input } });
         },
         sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithToolCalls,
       }
