@@ -28,7 +28,7 @@ from starlette.routing import Mount, Route
 from llm_sse_mount import LLMMount
 from llm_sse_mount.errors import RateLimited, UpstreamError
 from llm_sse_mount.events import Finish, ToolCallDelta, Usage
-from llm_sse_mount.providers.scripted import Emit, Fail, Scripted, ScriptStep, Text
+from llm_sse_mount.providers.scripted import Emit, Fail, Pause, Scripted, ScriptStep, Text
 from llm_sse_mount.request import ChatRequest, Message, ToolCall
 
 from .conftest import unavailable
@@ -132,6 +132,17 @@ def test_text_arrives_exactly_and_the_response_is_a_v1_ui_message_stream(
     }
     # The scripted text came in many pieces: the SDK saw a real stream of deltas.
     assert sum(c["type"] == "text-delta" for c in result["chunks"]) > 5
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_keep_alive_pings_between_chunks_do_not_disturb_the_sdk(
+    aisdk_js: Path, node_bin: str, serve_app: ServeApp, sdk: str
+) -> None:
+    script = scripted(Text("before "), Pause(0.25), Text("after"), Emit(Finish("stop")))
+    url = serve_mount(serve_app, script, ping_interval=0.05)
+    result = validate(aisdk_js, node_bin, url, ui_body(user("hi")), sdk=sdk)
+    assert result["errors"] == []
+    assert [p.get("text") for p in parts_of(result, "text")] == ["before after"]
 
 
 @pytest.mark.parametrize("sdk", SDKS)
@@ -367,14 +378,17 @@ def test_the_strict_sdk_rejects_an_unknown_key_so_the_validator_can_fail(
 
 
 def test_raw_wire_format_has_data_lines_only_and_ends_with_done(serve_app: ServeApp) -> None:
-    url = serve_mount(serve_app, scripted(Text("a\nb"), Emit(Finish("stop"))))
+    script = scripted(Text("a\nb"), Pause(0.2), Emit(Finish("stop")))
+    url = serve_mount(serve_app, script, ping_interval=0.05)
     with httpx.stream("POST", url, json=ui_body(user("x")), timeout=10) as response:
         raw = response.read().decode()
     assert response.status_code == 200
     assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
     assert response.headers["cache-control"].startswith("no-cache")
     assert raw.endswith("data: [DONE]\n\n")
-    events = [e for e in raw.split("\n\n") if e and not e.startswith(":")]
+    blocks = [e for e in raw.split("\n\n") if e]
+    assert any(e.startswith(":") for e in blocks), "the pings this test relies on were not sent"
+    events = [e for e in blocks if not e.startswith(":")]
     assert all(e.startswith("data: ") and "\n" not in e for e in events), events
 
 
