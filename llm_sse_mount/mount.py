@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from .errors import ConfigError, LLMSSEError, NotFound, RequestError
+from .formats.aisdk import ai_sdk_chat_endpoint
 from .formats.base import EncoderFactory
 from .formats.native import NativeEncoder
 from .http_client import ClientPool
@@ -219,6 +220,7 @@ class LLMMount:
             Route("/chat/{stream_id}", self._chat_resume, methods=["GET"]),
             Route("/models", self._models, methods=["GET"]),
             Route("/health", self._health, methods=["GET"]),
+            Route("/ai-sdk/chat", ai_sdk_chat_endpoint(self), methods=["POST"]),
         ]
 
     def allowed_models(self) -> list[str]:

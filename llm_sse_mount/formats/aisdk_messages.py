@@ -1,0 +1,232 @@
+"""The request side of the AI SDK protocol: the JSON body ``useChat``'s default transport sends,
+parsed into :class:`~llm_sse_mount.request.ChatRequest` fields.
+
+``DefaultChatTransport`` (AI SDK 5+) posts ``{id, messages, trigger, messageId, ...body}``, where
+``messages`` are ``UIMessage`` objects (``{id, role, parts, metadata?}``) and ``body`` is the
+transport's ``body`` option (here: ``model`` and the sampling parameters the mount allows).
+
+The conversion follows the AI SDK's own ``convertToModelMessages`` where our ``Message`` can
+express it:
+
+- ``text`` parts are joined; ``reasoning`` parts are dropped (models do not take their own
+  thinking back); ``step-start``, ``file``, ``source-*``, ``data-*`` and any part type a later
+  SDK invents are ignored, so a newer front end never breaks an older mount.
+- An assistant message is split into steps (at ``step-start``, or where text follows a tool
+  call). Each step becomes one assistant ``Message`` with its text and the ``tool_calls`` that
+  have an outcome, followed by one ``tool`` message per outcome. Tool parts still waiting for
+  their output are left out: an upstream rejects a tool call without a result.
+
+The top-level keys are strict, like every other body this package parses: a key nobody reads
+is a mistake the client should hear about. ``UIMessage`` and part objects are not: the SDK adds
+fields to them between releases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import RequestError
+from ..request import (
+    Message,
+    ToolCall,
+    parse_number,
+    parse_stop,
+    parse_tool_choice,
+    parse_tools,
+)
+from .base import dumps
+
+__all__ = ["AISDK_KEYS", "UIChatBody", "parse_ui_body", "ui_messages_to_messages"]
+
+#: Keys the transport itself sends, plus what its ``body`` option may add.
+AISDK_KEYS = frozenset(
+    (
+        "id",
+        "messages",
+        "trigger",
+        "messageId",
+        "model",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "stop",
+        "tools",
+        "tool_choice",
+    )
+)
+TRIGGERS = frozenset(("submit-message", "regenerate-message"))
+UI_ROLES = frozenset(("system", "user", "assistant"))
+#: Tool part states that carry an outcome the upstream can be told about.
+_DONE_STATES = frozenset(("output-available", "output-error"))
+
+
+@dataclass(frozen=True, slots=True)
+class UIChatBody:
+    """A parsed ``useChat`` request: ``fields`` for :meth:`LLMMount.build_request`, and the id
+    of the assistant message being continued (the last message, when it is the assistant's)."""
+
+    fields: dict[str, Any]
+    chat_id: str | None
+    trigger: str
+    continued_message_id: str | None
+
+
+def _fail(message: str, code: str = "invalid_request") -> RequestError:
+    return RequestError(message, code=code)
+
+
+def _optional_str(obj: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _fail(f"{where}.{key} must be a string")
+    return value
+
+
+def parse_ui_body(body: Any) -> UIChatBody:
+    """Validate a ``useChat`` body. Malformed input raises :class:`RequestError` (400) with a
+    stable code: ``invalid_request``, ``unknown_field``, ``invalid_role``, ``invalid_parameter``.
+    """
+    if not isinstance(body, Mapping):
+        raise _fail("the request body must be a JSON object")
+    unknown = sorted(k for k in body if k not in AISDK_KEYS)
+    if unknown:
+        raise _fail(f"unknown field {unknown[0]!r} in the request body", "unknown_field")
+    chat_id = _optional_str(body, "id", "body")
+    trigger = body.get("trigger") or "submit-message"
+    if trigger not in TRIGGERS:
+        raise _fail(f"'trigger' must be one of {sorted(TRIGGERS)}", "invalid_parameter")
+    _optional_str(body, "messageId", "body")
+    model = body.get("model")
+    if model is not None and (not isinstance(model, str) or not model):
+        raise _fail("'model' must be a non-empty string", "invalid_parameter")
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise _fail("'messages' must be a non-empty list of UI messages")
+    messages = ui_messages_to_messages(raw)
+    last = raw[-1]
+    continued = last.get("id") if last.get("role") == "assistant" else None
+    fields: dict[str, Any] = {
+        "messages": messages,
+        "model": model,
+        "temperature": parse_number(body.get("temperature"), "temperature", low=0, high=2),
+        "top_p": parse_number(body.get("top_p"), "top_p", low=0, high=1),
+        "max_tokens": parse_number(
+            body.get("max_tokens"), "max_tokens", low=1, high=10_000_000, integer=True
+        ),
+        "stop": parse_stop(body.get("stop")),
+        "tools": parse_tools(body.get("tools")),
+        "tool_choice": parse_tool_choice(body.get("tool_choice")),
+    }
+    return UIChatBody(
+        fields=fields,
+        chat_id=chat_id,
+        trigger=trigger,
+        continued_message_id=continued if isinstance(continued, str) and continued else None,
+    )
+
+
+def ui_messages_to_messages(raw: list[Any]) -> tuple[Message, ...]:
+    """``UIMessage`` objects → our messages (see the module docstring for the rules)."""
+    out: list[Message] = []
+    for i, item in enumerate(raw):
+        where = f"messages[{i}]"
+        if not isinstance(item, Mapping):
+            raise _fail(f"{where} must be a JSON object")
+        role = item.get("role")
+        if role not in UI_ROLES:
+            raise _fail(f"{where}.role must be one of {sorted(UI_ROLES)}", "invalid_role")
+        parts = item.get("parts")
+        if not isinstance(parts, list):
+            hint = " (AI SDK 4 'content' messages are not supported)" if "content" in item else ""
+            raise _fail(f"{where}.parts must be a list{hint}")
+        for j, part in enumerate(parts):
+            if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+                raise _fail(f"{where}.parts[{j}] must be an object with a string 'type'")
+        if role == "assistant":
+            out += _assistant_messages(parts, where)
+        else:
+            text = _text_of(parts, where)
+            # A message that was only a file or an image has nothing we can send.
+            if text:
+                out.append(Message(role, text))
+    if not out:
+        raise _fail("the messages contain no text to send")
+    return tuple(out)
+
+
+def _text_of(parts: list[Mapping[str, Any]], where: str) -> str:
+    texts = []
+    for j, part in enumerate(parts):
+        if part["type"] == "text":
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise _fail(f"{where}.parts[{j}].text must be a string")
+            texts.append(text)
+    return "".join(texts)
+
+
+def _tool_name(part: Mapping[str, Any]) -> str | None:
+    """The tool a part belongs to (``tool-<name>`` or ``dynamic-tool``), or None."""
+    kind: str = part["type"]
+    if kind == "dynamic-tool":
+        name = part.get("toolName")
+        return name if isinstance(name, str) else None
+    if kind.startswith("tool-") and len(kind) > len("tool-"):
+        return kind[len("tool-") :]
+    return None
+
+
+def _assistant_messages(parts: list[Mapping[str, Any]], where: str) -> list[Message]:
+    out: list[Message] = []
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    results: list[Message] = []
+
+    def flush() -> None:
+        text = "".join(texts)
+        if text or calls:
+            out.append(Message("assistant", text, tool_calls=tuple(calls)))
+            out.extend(results)
+        texts.clear()
+        calls.clear()
+        results.clear()
+
+    for j, part in enumerate(parts):
+        kind = part["type"]
+        if kind == "step-start":
+            flush()
+        elif kind == "text":
+            if calls:
+                # Text after a tool call was written after its result: a new step.
+                flush()
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise _fail(f"{where}.parts[{j}].text must be a string")
+            texts.append(text)
+        else:
+            name = _tool_name(part)
+            if name is None or part.get("state") not in _DONE_STATES:
+                continue
+            call_id = part.get("toolCallId")
+            if not isinstance(call_id, str) or not call_id:
+                raise _fail(f"{where}.parts[{j}].toolCallId must be a non-empty string")
+            try:
+                arguments = dumps(part.get("input") or {})
+                result = _tool_result(part)
+            except ValueError:  # NaN or Infinity, which Python's json.loads lets through
+                raise _fail(f"{where}.parts[{j}] holds a number JSON cannot carry") from None
+            calls.append(ToolCall(call_id, name, arguments))
+            results.append(Message("tool", result, tool_call_id=call_id))
+    flush()
+    return out
+
+
+def _tool_result(part: Mapping[str, Any]) -> str:
+    if part.get("state") == "output-error":
+        error = part.get("errorText")
+        return f"Error: {error}" if isinstance(error, str) else "Error"
+    output = part.get("output")
+    # A string result goes as is; anything else as JSON, as the AI SDK sends it.
+    return output if isinstance(output, str) else dumps(output)
