@@ -221,6 +221,7 @@ class LLMMount:
             Route("/chat/{stream_id}", self._chat_resume, methods=["GET"]),
             Route("/models", self._models, methods=["GET"]),
             Route("/health", self._health, methods=["GET"]),
+            Route("/client.js", self._client_js, methods=["GET"]),
         ]
 
     def allowed_models(self) -> list[str]:
@@ -335,3 +336,8 @@ class LLMMount:
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "provider": self.provider.name})
+
+    async def _client_js(self, request: Request) -> Response:
+        from .browser_client import client_js_response
+
+        return await client_js_response(request)

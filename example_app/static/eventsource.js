@@ -1,0 +1,46 @@
+// The simplest use: EventSource on GET /llm/chat?prompt=..., no library at all.
+const form = document.querySelector("#ask");
+const prompt = document.querySelector("#prompt");
+const send = document.querySelector("#send");
+const stop = document.querySelector("#stop");
+const turn = document.querySelector("#turn");
+const answer = turn.querySelector("[data-testid=answer]");
+const error = turn.querySelector("[data-testid=error]");
+let source = null;
+
+function finish(status) {
+  source?.close(); // without close(), EventSource reconnects by itself
+  source = null;
+  turn.dataset.status = status;
+  send.disabled = false;
+  stop.disabled = true;
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (source || !prompt.value.trim()) return;
+  answer.textContent = "";
+  error.hidden = true;
+  turn.dataset.status = "streaming";
+  send.disabled = true;
+  stop.disabled = false;
+  source = new EventSource(`/llm/chat?prompt=${encodeURIComponent(prompt.value)}`);
+  source.addEventListener("delta", (e) => answer.append(JSON.parse(e.data).text));
+  source.addEventListener("error", (e) => {
+    // Two kinds: an "error" frame from the mount (it has data), or the connection failing.
+    const data = e.data ? JSON.parse(e.data) : { code: "connection_failed", message: "the request failed" };
+    error.textContent = `${data.message} (${data.code})`;
+    error.hidden = false;
+    if (!e.data) finish("error");
+  });
+  source.addEventListener("done", (e) => {
+    finish(JSON.parse(e.data).finish_reason === "error" ? "error" : "done");
+  });
+});
+stop.addEventListener("click", () => finish("stopped"));
+prompt.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey) {
+    e.preventDefault();
+    form.requestSubmit();
+  }
+});
