@@ -71,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if provider.name == "scripted":
         print(
             "  (the embedded demo provider: no key, no network; for a real model set\n"
-            "   LLM_SSE_PROVIDER=openai LLM_SSE_API_KEY=... [LLM_SSE_BASE_URL=... LLM_SSE_MODEL=...])",
+            "   LLM_SSE_PROVIDER=openai LLM_SSE_API_KEY=...,"
+            " optionally LLM_SSE_BASE_URL=... LLM_SSE_MODEL=...)",
             flush=True,
         )
     uvicorn.run(create_app(mount), host=args.host, port=args.port, log_level="info")
