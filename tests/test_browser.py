@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -157,7 +158,8 @@ def test_answer_streams_in_token_by_token_and_ends_with_the_exact_text(
 def test_stop_keeps_the_partial_answer_and_closes_the_upstream(
     open_page: Callable[..., tuple[Page, str]], fake_upstream: FakeUpstream
 ) -> None:
-    chunks = ["Alpha ", "beta ", "gamma ", "delta ", "epsilon ", "zeta ", "eta ", "theta."]
+    # 40 chunks 0.2 s apart: only the Stop can close the connection within the first seconds.
+    chunks = ["Alpha ", "beta ", *(f"word{i} " for i in range(38))]
     fake_upstream.push(openai_stream(chunks, pace=0.2))
     provider = OpenAICompatible(base_url=fake_upstream.url + "/v1", api_key="k")
     page, _ = open_page(LLMMount(provider, model="m", retries=0))
@@ -166,8 +168,12 @@ def test_stop_keeps_the_partial_answer_and_closes_the_upstream(
     answer = page.get_by_test_id("answer").last
     expect(answer).to_have_text(re.compile(r"^Alpha beta "))
     page.get_by_test_id("stop").click()
+    stopped_at = time.monotonic()
 
-    fake_upstream.wait_closed(timeout=2.0)  # the browser's abort reached the upstream
+    fake_upstream.wait_closed(timeout=1.0)  # the browser's abort reached the upstream
+    closed = fake_upstream.connections[-1].closed_at
+    assert closed is not None
+    assert closed - stopped_at < 1.0
     expect(last_turn(page)).to_have_attribute("data-status", "stopped")
     partial = answer.text_content() or ""
     full = "".join(chunks)
