@@ -156,7 +156,7 @@ def test_answer_streams_in_token_by_token_and_ends_with_the_exact_text(
 
 
 def test_stop_keeps_the_partial_answer_and_closes_the_upstream(
-    open_page: Callable[..., tuple[Page, str]], fake_upstream: FakeUpstream
+    open_page: Callable[..., tuple[Page, str]], fake_upstream: FakeUpstream, artifacts_dir: str
 ) -> None:
     # 40 chunks 0.2 s apart: only the Stop can close the connection within the first seconds.
     chunks = ["Alpha ", "beta ", *(f"word{i} " for i in range(38))]
@@ -185,6 +185,7 @@ def test_stop_keeps_the_partial_answer_and_closes_the_upstream(
     expect(page.get_by_test_id("send")).to_be_enabled()
     expect(page.get_by_test_id("stop")).to_be_disabled()
     assert answer.text_content() == partial  # nothing arrived after the stop
+    page.screenshot(path=os.path.join(artifacts_dir, "browser-stopped.png"))
 
 
 def test_upstream_rate_limit_shows_the_error_code_before_any_text(
@@ -207,7 +208,7 @@ def test_upstream_rate_limit_shows_the_error_code_before_any_text(
 
 
 def test_error_frame_mid_stream_keeps_the_text_and_shows_the_error(
-    open_page: Callable[..., tuple[Page, str]], fake_upstream: FakeUpstream
+    open_page: Callable[..., tuple[Page, str]], fake_upstream: FakeUpstream, artifacts_dir: str
 ) -> None:
     failure = {"error": {"message": "The model is overloaded", "code": "overloaded"}}
     script = openai_stream(["Partial ", "answer"], pace=0.05, finish_reason=None, done=False)
@@ -225,6 +226,7 @@ def test_error_frame_mid_stream_keeps_the_text_and_shows_the_error(
     expect(error).to_contain_text("upstream_error")
     expect(error).to_contain_text("The model is overloaded")
     expect(error).not_to_contain_text("HTTP")  # a frame inside the stream, not a refusal
+    page.screenshot(path=os.path.join(artifacts_dir, "browser-error.png"))
 
 
 def test_eventsource_page_streams_the_answer(open_page: Callable[..., tuple[Page, str]]) -> None:

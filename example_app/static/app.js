@@ -14,6 +14,7 @@ const template = $("#turn");
 /** The conversation so far, sent back with every question. */
 const conversation = [];
 let current = null; // the ChatStream being shown
+let chatNumber = 0; // "New chat" starts another: a late answer must not join the new one
 
 async function loadModels() {
   try {
@@ -49,14 +50,16 @@ function formatStats({ started, firstTokenAt, lastTokenAt, tokens, usage, finish
   } else if (tokens) {
     parts.push(`${tokens} chunks`);
   }
-  if (finishReason && finishReason !== "stop") parts.push(finishReason);
+  // "stopped" and errors are shown elsewhere; a length or content-filter stop is worth a word.
+  if (finishReason && !["stop", "cancelled", "error"].includes(finishReason)) {
+    parts.push(`finish reason: ${finishReason}`);
+  }
   return parts.join(" · ");
 }
 
 function setBusy(busy) {
   send.disabled = busy;
   stop.disabled = !busy;
-  prompt.readOnly = busy;
 }
 
 function ask(question) {
@@ -72,6 +75,7 @@ function ask(question) {
   log.append(turn);
   turn.scrollIntoView({ block: "end" });
 
+  const chat = chatNumber;
   conversation.push({ role: "user", content: question });
   const figures = {
     started: performance.now(),
@@ -116,8 +120,11 @@ function ask(question) {
       showStats();
     },
     onError(err) {
-      const where = err.status ? `HTTP ${err.status}, ` : "";
-      error.textContent = `${err.message} (${where}${err.code})`;
+      // The code first (stable, searchable in the docs), then the status, then the message.
+      const code = document.createElement("code");
+      code.textContent = err.code;
+      const status = err.status ? ` · HTTP ${err.status}` : "";
+      error.replaceChildren(code, `${status}: ${err.message}`);
       error.hidden = false;
     },
     onDone(result) {
@@ -127,7 +134,9 @@ function ask(question) {
       const status =
         result.finishReason === "cancelled" ? "stopped" : result.error ? "error" : "done";
       if (status === "stopped") stats.textContent += " · stopped";
-      if (result.text) {
+      if (chat !== chatNumber) {
+        // this answer belonged to a conversation that "New chat" cleared
+      } else if (result.text) {
         conversation.push({ role: "assistant", content: result.text });
       } else {
         conversation.pop(); // nothing came back: the question can simply be asked again
@@ -159,6 +168,7 @@ prompt.addEventListener("keydown", (event) => {
 stop.addEventListener("click", () => current?.cancel());
 
 $("#clear").addEventListener("click", () => {
+  chatNumber += 1;
   current?.cancel();
   conversation.length = 0;
   log.replaceChildren();

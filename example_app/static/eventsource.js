@@ -27,11 +27,24 @@ form.addEventListener("submit", (event) => {
   source = new EventSource(`/llm/chat?prompt=${encodeURIComponent(prompt.value)}`);
   source.addEventListener("delta", (e) => answer.append(JSON.parse(e.data).text));
   source.addEventListener("error", (e) => {
-    // Two kinds: an "error" frame from the mount (it has data), or the connection failing.
-    const data = e.data ? JSON.parse(e.data) : { code: "connection_failed", message: "the request failed" };
-    error.textContent = `${data.message} (${data.code})`;
-    error.hidden = false;
-    if (!e.data) finish("error");
+    if (e.data) {
+      // An "error" frame from the mount; its "done" frame follows.
+      const data = JSON.parse(e.data);
+      error.textContent = `${data.message} (${data.code})`;
+      error.hidden = false;
+    } else if (source.readyState === EventSource.CONNECTING) {
+      // The connection dropped: EventSource reconnects by itself with Last-Event-ID, and the
+      // mount resumes the stream after the last frame this page saw.
+      turn.dataset.status = "reconnecting";
+    } else {
+      // Refused (an HTTP error status): EventSource gives up and cannot read why.
+      error.textContent = "the request failed (connection_failed)";
+      error.hidden = false;
+      finish("error");
+    }
+  });
+  source.addEventListener("delta", () => {
+    if (turn.dataset.status === "reconnecting") turn.dataset.status = "streaming";
   });
   source.addEventListener("done", (e) => {
     finish(JSON.parse(e.data).finish_reason === "error" ? "error" : "done");
