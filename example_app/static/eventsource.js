@@ -47,7 +47,8 @@ form.addEventListener("submit", (event) => {
     if (turn.dataset.status === "reconnecting") turn.dataset.status = "streaming";
   });
   source.addEventListener("done", (e) => {
-    finish(JSON.parse(e.data).finish_reason === "error" ? "error" : "done");
+    const reason = JSON.parse(e.data).finish_reason;
+    finish(reason === "error" ? "error" : reason === "cancelled" ? "stopped" : "done");
   });
 });
 stop.addEventListener("click", () => finish("stopped"));
