@@ -38,16 +38,23 @@ CHROMIUM_ARGS = [
 ANSWER = "Streaming arrives 逐字逐句, token by token.\n第二行: line two ✨\n\n- the end 完。"
 REASONING = "First think 先想一想, then answer."
 
-# Records every distinct text of the latest answer as the page changes it, in the page itself:
-# no polling from the test, so no intermediate state can be missed or invented.
+# Records every distinct text of the latest answer as the page changes it (and the live figures
+# shown with each), in the page itself: no polling from the test, so no intermediate state can
+# be missed or invented.
 RECORD_ANSWER_STATES = """
 () => {
   window.__answerStates = [];
+  window.__statsWhileStreaming = [];
+  const last = (id) => {
+    const all = document.querySelectorAll(`[data-testid=${id}]`);
+    return all.length ? all[all.length - 1].textContent : "";
+  };
   new MutationObserver(() => {
-    const answers = document.querySelectorAll("[data-testid=answer]");
-    const text = answers.length ? answers[answers.length - 1].textContent : "";
+    const text = last("answer");
     const states = window.__answerStates;
     if (states[states.length - 1] !== text) states.push(text);
+    const turn = document.querySelector("article.turn:last-of-type");
+    if (turn?.dataset.status === "streaming") window.__statsWhileStreaming.push(last("stats"));
   }).observe(document.body, { subtree: true, childList: true, characterData: true });
 }
 """
@@ -123,6 +130,8 @@ def test_answer_streams_in_token_by_token_and_ends_with_the_exact_text(
     assert len(intermediate) >= 3, states
     assert all(ANSWER.startswith(s) for s in states), states
     assert [len(s) for s in states] == sorted({len(s) for s in states}), "text only grows"
+    live: list[str] = page.evaluate("window.__statsWhileStreaming")
+    assert any(re.search(r"first token \d+ ms · [\d.]+ tokens/s", t) for t in live), live
 
     reasoning = page.get_by_test_id("reasoning").last
     assert reasoning.text_content() == REASONING
@@ -138,8 +147,9 @@ def test_answer_streams_in_token_by_token_and_ends_with_the_exact_text(
     assert provider.last_request is not None
     assert provider.last_request.model == "scripted-2"
 
-    # The conversation goes back with the next question.
-    ask(page, "And then?")
+    # The conversation goes back with the next question (Enter sends).
+    page.get_by_test_id("prompt").fill("And then?")
+    page.get_by_test_id("prompt").press("Enter")
     expect(page.locator("article.turn[data-status=done]")).to_have_count(2)
     sent = provider.last_request.messages
     assert [(m.role, m.content) for m in sent] == [
