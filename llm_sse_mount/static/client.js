@@ -216,15 +216,15 @@ export class ChatStream {
   constructor(url, body, options) {
     this._options = options;
     this._controller = new AbortController();
-    if (options.signal) {
-      if (options.signal.aborted) this._controller.abort();
-      else options.signal.addEventListener("abort", () => this.cancel(), { once: true });
-    }
     this._frames = [];
     this._waiters = [];
     this._finished = false;
     this._failure = null; // an LLMError that ends iteration by being thrown
     this.cancelled = false;
+    if (options.signal) {
+      if (options.signal.aborted) this.cancel();
+      else options.signal.addEventListener("abort", () => this.cancel(), { once: true });
+    }
     /** The result so far (complete once `done` resolves). */
     this.result = {
       streamId: null,

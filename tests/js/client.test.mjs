@@ -333,6 +333,14 @@ test("an AbortSignal of the caller's cancels too", async () => {
   assert.equal((await stream.done).finishReason, "cancelled");
 });
 
+test("an AbortSignal that is already aborted cancels before anything is sent", async () => {
+  const fetch = stubFetch([frame(0, "start", { stream_id: "s", model: "m" })], { hang: true });
+  const stream = streamChat("/llm", "hi", { fetch, signal: AbortSignal.abort() });
+  const result = await stream.done;
+  assert.equal(result.finishReason, "cancelled");
+  assert.equal(result.error, null);
+});
+
 test("a stream cut before its done frame is an error", async () => {
   const result = await streamChat("/llm", "hi", {
     fetch: stubFetch([frame(0, "start", { stream_id: "s", model: "m" }), frame(1, "delta", { text: "x" })]),
