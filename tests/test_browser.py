@@ -239,7 +239,9 @@ def test_error_frame_mid_stream_keeps_the_text_and_shows_the_error(
     page.screenshot(path=os.path.join(artifacts_dir, "browser-error.png"))
 
 
-def test_eventsource_page_streams_the_answer(open_page: Callable[..., tuple[Page, str]]) -> None:
+def test_eventsource_page_streams_the_answer(
+    open_page: Callable[..., tuple[Page, str]], artifacts_dir: str
+) -> None:
     provider = Scripted(answer=ANSWER, reasoning="", pace=0.02, jitter=0.0)
     page, _ = open_page(LLMMount(provider), "/eventsource.html")
     page.evaluate(RECORD_ANSWER_STATES)
@@ -252,3 +254,4 @@ def test_eventsource_page_streams_the_answer(open_page: Callable[..., tuple[Page
     expect(page.get_by_test_id("error")).to_be_hidden()
     assert provider.last_request is not None
     assert provider.last_request.messages[-1].content == "Hello 世界"
+    page.screenshot(path=os.path.join(artifacts_dir, "browser-eventsource.png"))
