@@ -221,6 +221,7 @@ class LLMMount:
             Route("/models", self._models, methods=["GET"]),
             Route("/health", self._health, methods=["GET"]),
             Route("/ai-sdk/chat", ai_sdk_chat_endpoint(self), methods=["POST"]),
+            Route("/client.js", self._client_js, methods=["GET"]),
         ]
 
     def allowed_models(self) -> list[str]:
@@ -338,3 +339,8 @@ class LLMMount:
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "provider": self.provider.name})
+
+    async def _client_js(self, request: Request) -> Response:
+        from .browser_client import client_js_response
+
+        return await client_js_response(request)
