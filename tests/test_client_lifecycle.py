@@ -54,7 +54,11 @@ def test_an_injected_client_is_used_and_not_closed(serve_app, fake_upstream):
     async def hook(request: httpx.Request) -> None:
         seen.append(str(request.url))
 
-    client = httpx.AsyncClient(event_hooks={"request": [hook]})
+    # The mount leaves a host's client open; this one keeps no idle connection, so nothing
+    # outlives the server's event loop when the test ends.
+    client = httpx.AsyncClient(
+        event_hooks={"request": [hook]}, limits=httpx.Limits(max_keepalive_connections=0)
+    )
     mount = LLMMount(
         OpenAICompatible(fake_upstream.url + "/v1", "k"), model="m", http_client=client
     )
