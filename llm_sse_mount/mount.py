@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from .errors import ConfigError, LLMSSEError, NotFound, RequestError
 from .formats.base import EncoderFactory
 from .formats.native import NativeEncoder
+from .formats.openai_routes import openai_routes
 from .http_client import ClientPool
 from .http_errors import error_response, read_json_body
 from .providers.base import Provider
@@ -221,6 +222,7 @@ class LLMMount:
             Route("/chat/{stream_id}", self._chat_resume, methods=["GET"]),
             Route("/models", self._models, methods=["GET"]),
             Route("/health", self._health, methods=["GET"]),
+            *openai_routes(self),
         ]
 
     def allowed_models(self) -> list[str]:
