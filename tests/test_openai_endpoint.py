@@ -429,3 +429,11 @@ def test_first_chunk_arrives_before_the_answer_is_complete(run: Callable[..., Ru
             break
     assert time.monotonic() - started < 0.4
     stream.close()
+
+
+def test_parameters_the_host_forbids_are_named_in_param(run: Callable[..., Running]) -> None:
+    m = run(answer(), client_params=["max_tokens"])
+    with pytest.raises(openai.BadRequestError) as info:
+        m.client.chat.completions.create(model="m1", messages=USER, temperature=0.2)
+    assert info.value.code == "parameter_not_allowed"
+    assert info.value.param == "temperature"

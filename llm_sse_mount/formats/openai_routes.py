@@ -92,7 +92,12 @@ def openai_error_response(exc: LLMSSEError) -> JSONResponse:
     headers = {"Cache-Control": "no-store"}
     if exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-    param = exc.param if isinstance(exc, OpenAIParamError) else _PARAM_BY_CODE.get(exc.code)
+    if isinstance(exc, OpenAIParamError):
+        param = exc.param
+    elif isinstance(exc, RequestError):
+        param = _PARAM_BY_CODE.get(exc.code) or _param_of(exc.message)
+    else:
+        param = None
     return JSONResponse(
         error_body(exc.message, exc.code, exc.status, param),
         status_code=exc.status,
