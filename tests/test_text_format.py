@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import httpx
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -144,13 +144,19 @@ def test_client_leaving_a_text_stream_cancels_it(serve_app: ServeApp) -> None:
 # --- the encoder alone ------------------------------------------------------------------------
 
 
+# Line breaks, spaces and multi-byte characters often, anything else sometimes.
+TRICKY = st.sampled_from(["\r", "\n", " ", ":", "你", "🙂"])
+
+
 def decode(raw: bytes) -> list[ServerSentEvent]:
     decoder = SSEDecoder()
     return decoder.feed(raw) + decoder.close()
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(min_size=1), min_size=1, max_size=8))
+@given(st.lists(st.text(TRICKY | st.characters(), min_size=1), min_size=1, max_size=8))
+@example(["a\r", "\nb"])  # a CRLF split across two deltas is still one newline
+@example(["\r", "\n", "\n"])
 def test_any_text_survives_except_that_carriage_returns_become_newlines(
     pieces: list[str],
 ) -> None:

@@ -33,20 +33,29 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class TextEncoder:
-    """Encodes answer text as plain ``data:`` lines. Stateless."""
+    """Encodes answer text as plain ``data:`` lines. One instance per response: it remembers
+    whether the last text ended with ``\r``, so a ``\r\n`` split across two deltas still
+    makes one newline."""
 
     headers: Mapping[str, str] = {}
 
     def __init__(self, stream_id: str, model: str = "") -> None:
         self._prefix = f"id: {stream_id}:"
+        self._after_cr = False
 
     def encode(self, frames: list[Frame]) -> bytes:
         parts: list[str] = []
         for seq, event in frames:
             if type(event) is TextDelta:
-                if not event.text:
+                text = event.text
+                if not text:
                     continue  # an empty event would still fire onmessage, with nothing to add
-                lines = _LINE_BREAK.split(event.text)
+                if self._after_cr and text[0] == "\n":
+                    text = text[1:]  # the "\n" of a "\r\n" whose "\r" was already sent
+                self._after_cr = event.text.endswith("\r")
+                if not text:
+                    continue
+                lines = _LINE_BREAK.split(text)
                 # "data: " + line: the parser strips exactly one space, so leading spaces of
                 # the text itself survive.
                 parts.append(f"{self._prefix}{seq}\n")
