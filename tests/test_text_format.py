@@ -154,7 +154,13 @@ def decode(raw: bytes) -> list[ServerSentEvent]:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(TRICKY | st.characters(), min_size=1), min_size=1, max_size=8))
+@given(
+    st.lists(
+        st.text(TRICKY | st.characters(exclude_categories=["Cs"]), min_size=1),
+        min_size=1,
+        max_size=8,
+    )
+)
 @example(["a\r", "\nb"])  # a CRLF split across two deltas is still one newline
 @example(["\r", "\n", "\n"])
 def test_any_text_survives_except_that_carriage_returns_become_newlines(
