@@ -152,16 +152,14 @@ def test_tool_calls_stream_as_openai_fragments(run: Callable[..., Running]) -> N
     }
 
 
-def test_pings_between_chunks_do_not_disturb_the_sdk(run: Callable[..., Running]) -> None:
-    script: list[ScriptStep] = [
-        Text("slow ", pieces=1),
-        Pause(0.3),
-        Text("and ", pieces=1),
-        Pause(0.3),
-        Text("steady", pieces=1),
-        Emit(Finish("stop")),
-    ]
-    m = run(script, ping_interval=0.05)
+def test_pings_between_chunks_do_not_disturb_the_sdk(
+    run: Callable[..., Running], fake_upstream: FakeUpstream
+) -> None:
+    # A slow real upstream: 0.3 s between chunks, pings every 0.05 s in the gaps.
+    slow = ["slow ", "and ", "steady"]
+    fake_upstream.push(openai_stream(slow, pace=0.3), openai_stream(slow, pace=0.3))
+    provider = OpenAICompatible(fake_upstream.url + "/v1", "k", default_model="m1")
+    m = run(provider, ping_interval=0.05)
     body = {"model": "m1", "messages": USER, "stream": True}
     raw = httpx.post(m.base_url + "/chat/completions", json=body, timeout=5).text
     assert raw.count(": ping") >= 4  # the pings really were there...
@@ -169,6 +167,7 @@ def test_pings_between_chunks_do_not_disturb_the_sdk(run: Callable[..., Running]
     assert raw.endswith("data: [DONE]\n\n")
     chunks = list(m.client.chat.completions.create(model="m1", messages=USER, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "slow and steady"
+    assert chunks[-1].choices[0].finish_reason == "stop"
 
 
 @pytest.mark.anyio

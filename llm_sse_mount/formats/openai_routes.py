@@ -158,12 +158,9 @@ def parse_openai_body(body: Any) -> tuple[dict[str, Any], bool, bool]:
     common: dict[str, Any] = {k: body[k] for k in _COMMON if k in body}
     if isinstance(common.get("messages"), list):
         common["messages"] = [_normalize_message(m) for m in common["messages"]]
-    max_tokens = _max_tokens(body.get("max_tokens"), body.get("max_completion_tokens"))
-    common["max_tokens"] = max_tokens
+    common["max_tokens"] = _max_tokens(body.get("max_tokens"), body.get("max_completion_tokens"))
     try:
         fields = parse_common(common)
-    except OpenAIParamError:
-        raise
     except RequestError as exc:
         raise OpenAIParamError(
             exc.message, code=exc.code, param=_param_of(exc.message), status=exc.status
