@@ -436,3 +436,22 @@ def test_parameters_the_host_forbids_are_named_in_param(run: Callable[..., Runni
         m.client.chat.completions.create(model="m1", messages=USER, temperature=0.2)
     assert info.value.code == "parameter_not_allowed"
     assert info.value.param == "temperature"
+
+
+def test_the_sdk_stream_helper_accumulates_a_final_completion(
+    run: Callable[..., Running],
+) -> None:
+    m = run([Text("Checking.", pieces=2), *TOOL_SCRIPT[:3], Emit(Usage(1, 2, 3)), TOOL_SCRIPT[-1]])
+    with m.client.chat.completions.stream(
+        model="m1", messages=USER, stream_options={"include_usage": True}
+    ) as stream:
+        kinds = {event.type for event in stream}
+        final = stream.get_final_completion()
+    assert {"content.delta", "content.done", "tool_calls.function.arguments.done"} <= kinds
+    message = final.choices[0].message
+    assert message.content == "Checking."
+    assert message.tool_calls is not None
+    assert message.tool_calls[0].function.arguments == '{"city": "Paris"}'  # type: ignore[union-attr]
+    assert final.choices[0].finish_reason == "tool_calls"
+    assert final.usage is not None
+    assert final.usage.total_tokens == 3
