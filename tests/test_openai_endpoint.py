@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -27,7 +28,7 @@ from .support.fake_upstream import Body, FakeUpstream, openai_stream
 from .support.servers import ServerThread
 
 ServeApp = Callable[..., ServerThread]
-USER = [{"role": "user", "content": "hi"}]
+USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 ANSWER = "Hello, 世界! 🙂\nSecond line."
 
 
@@ -174,7 +175,7 @@ def test_pings_between_chunks_do_not_disturb_the_sdk(
 async def test_async_client_streams_too(serve_app: ServeApp) -> None:
     m = Running(serve_app, Scripted(script=answer()))
     client = openai.AsyncOpenAI(base_url=m.base_url, api_key="unused", max_retries=0)
-    stream = await client.chat.completions.create(model="m1", messages=USER, stream=True)  # type: ignore[arg-type]
+    stream = await client.chat.completions.create(model="m1", messages=USER, stream=True)
     text = "".join([c.choices[0].delta.content or "" async for c in stream])
     assert text == ANSWER
     await client.close()
@@ -361,7 +362,7 @@ def test_upstream_refusal_before_the_stream_is_an_api_status_error_with_our_code
     m = run(provider, retries=0)
     for stream in (True, False):
         with pytest.raises(exc_type) as info:
-            m.client.chat.completions.create(model="m1", messages=USER, stream=stream)  # type: ignore[call-overload]
+            m.client.chat.completions.create(model="m1", messages=USER, stream=stream)
         assert info.value.status_code == our_status
         assert info.value.code == code
         assert "sk-secret" not in str(info.value.body)
@@ -451,7 +452,7 @@ def test_the_sdk_stream_helper_accumulates_a_final_completion(
     message = final.choices[0].message
     assert message.content == "Checking."
     assert message.tool_calls is not None
-    assert message.tool_calls[0].function.arguments == '{"city": "Paris"}'  # type: ignore[union-attr]
+    assert message.tool_calls[0].function.arguments == '{"city": "Paris"}'
     assert final.choices[0].finish_reason == "tool_calls"
     assert final.usage is not None
     assert final.usage.total_tokens == 3

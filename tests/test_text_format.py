@@ -18,6 +18,7 @@ from llm_sse_mount.events import Done, Error, Finish, ReasoningDelta, Start, Tex
 from llm_sse_mount.formats.text import TextEncoder
 from llm_sse_mount.providers.scripted import Emit, Fail, Hang, Pause, Scripted, ScriptStep, Text
 from llm_sse_mount.sse_decoder import ServerSentEvent, SSEDecoder
+from llm_sse_mount.store.base import Frame
 
 from .support.servers import ServerThread
 
@@ -167,7 +168,8 @@ def test_any_text_survives_except_that_carriage_returns_become_newlines(
     pieces: list[str],
 ) -> None:
     encoder = TextEncoder("s1")
-    frames = [(0, Start("s1", "m"))] + [(i + 1, TextDelta(p)) for i, p in enumerate(pieces)]
+    frames: list[Frame] = [(0, Start("s1", "m"))]
+    frames += [(i + 1, TextDelta(p)) for i, p in enumerate(pieces)]
     frames.append((len(frames), Done("stop")))
     events = decode(encoder.encode(frames))
     expected = "".join(pieces).replace("\r\n", "\n").replace("\r", "\n")

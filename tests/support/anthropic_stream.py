@@ -101,7 +101,7 @@ def anthropic_events(
     stop: bool = True,
 ) -> list[dict[str, Any]]:
     """The stream's event payloads (each has its ``type``), in order."""
-    message = {
+    message: dict[str, Any] = {
         "id": "msg_01Test",
         "type": "message",
         "role": "assistant",
