@@ -130,6 +130,10 @@ def test_reconnect_with_last_event_id_resumes_as_text(serve_app: ServeApp) -> No
         rest = read_events(r)
     assert on_message_text(seen[:2] + rest) == "one two three\nfour"
     assert rest[-1].event == "done"
+    # The explicit resume route takes the format too.
+    stream_id, seq = seen[1].id.split(":")
+    again = httpx.get(f"{url}/chat/{stream_id}", params={"format": "text", "after": seq})
+    assert on_message_text(decode(again.content)) == "three\nfour"
 
 
 def test_client_leaving_a_text_stream_cancels_it(serve_app: ServeApp) -> None:
