@@ -18,7 +18,16 @@ from starlette.routing import Mount
 
 from llm_sse_mount import LLMMount
 from llm_sse_mount.errors import UpstreamError
-from llm_sse_mount.events import Finish, ReasoningDelta, ToolCallDelta, Usage
+from llm_sse_mount.events import (
+    Done,
+    Finish,
+    ReasoningDelta,
+    Start,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from llm_sse_mount.formats.openai import OpenAIEncoder
 from llm_sse_mount.providers.base import Provider
 from llm_sse_mount.providers.openai import OpenAICompatible
 from llm_sse_mount.providers.scripted import Emit, Fail, Hang, Pause, Scripted, ScriptStep, Text
@@ -458,3 +467,57 @@ def test_the_sdk_stream_helper_accumulates_a_final_completion(
     assert final.choices[0].finish_reason == "tool_calls"
     assert final.usage is not None
     assert final.usage.total_tokens == 3
+
+
+# --- the encoder alone ------------------------------------------------------------------------
+
+
+def test_encoder_wire_format_in_full() -> None:
+    encoder = OpenAIEncoder("abc", "m1", include_usage=True)
+    raw = encoder.encode(
+        [
+            (0, Start("abc", "m1")),
+            (1, TextDelta("Hi\n")),
+            (2, ToolCallDelta(0, "call_1", "f", "")),
+            (3, ToolCallDelta(0, None, None, "{}")),
+            (4, Usage(1, 2, 3)),
+            (5, Done("tool_calls")),
+        ]
+    ).decode()
+    blocks = raw.split("\n\n")
+    assert blocks[-2:] == ["data: [DONE]", ""]
+    assert all(b.startswith("data: ") and "\n" not in b for b in blocks[:-1])
+    chunks = [json.loads(b[6:]) for b in blocks[:-2]]
+    created = chunks[0]["created"]
+    envelope = {"id": "chatcmpl-abc", "object": "chat.completion.chunk", "created": created}
+    envelope["model"] = "m1"
+
+    def choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            **envelope,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+
+    assert chunks == [
+        choice({"role": "assistant", "content": ""}),
+        choice({"content": "Hi\n"}),
+        choice(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": ""},
+                    }
+                ]
+            }
+        ),
+        choice({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}),
+        choice({}, "tool_calls"),
+        {
+            **envelope,
+            "choices": [],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+        },
+    ]
