@@ -19,6 +19,8 @@ from .errors import ConfigError, LLMSSEError, NotFound, RequestError
 from .formats.aisdk import ai_sdk_chat_endpoint
 from .formats.base import EncoderFactory
 from .formats.native import NativeEncoder
+from .formats.openai_routes import openai_routes
+from .formats.text import TextEncoder
 from .http_client import ClientPool
 from .http_errors import error_response, read_json_body
 from .providers.base import Provider
@@ -32,6 +34,9 @@ from .streaming import STREAM_HEADERS, NewStream, ResumedStream
 __all__ = ["LLMMount"]
 
 logger = logging.getLogger("llm_sse_mount")
+
+#: ``?format=`` values of ``/chat`` (the native stream is the default).
+CHAT_FORMATS: dict[str, EncoderFactory] = {"native": NativeEncoder, "text": TextEncoder}
 
 
 class LLMMount:
@@ -222,6 +227,7 @@ class LLMMount:
             Route("/health", self._health, methods=["GET"]),
             Route("/ai-sdk/chat", ai_sdk_chat_endpoint(self), methods=["POST"]),
             Route("/client.js", self._client_js, methods=["GET"]),
+            *openai_routes(self),
         ]
 
     def allowed_models(self) -> list[str]:
@@ -282,11 +288,12 @@ class LLMMount:
 
     async def _chat_post(self, request: Request) -> Response:
         try:
+            encoder = self._chat_format(request)
             body = await read_json_body(request, self.settings.max_body_bytes)
             chat = self.build_request(parse_native_body(body))
         except LLMSSEError as exc:
             return error_response(exc)
-        return self.stream(chat)  # type: ignore[return-value]
+        return self.stream(chat, encoder)  # type: ignore[return-value]
 
     async def _chat_get(self, request: Request) -> Response:
         if request.method == "HEAD":
@@ -294,9 +301,10 @@ class LLMMount:
             return Response(media_type="text/event-stream", headers=STREAM_HEADERS)
         q = request.query_params
         try:
+            encoder = self._chat_format(request)
             resume = request.headers.get("last-event-id") or q.get("last_event_id")
             if resume:
-                return await self._resume(request, resume)  # type: ignore[return-value]
+                return await self._resume(request, resume, encoder)  # type: ignore[return-value]
             prompt = q.get("prompt")
             if not prompt:
                 raise RequestError(
@@ -310,7 +318,16 @@ class LLMMount:
             chat = self.build_request(fields)
         except LLMSSEError as exc:
             return error_response(exc)
-        return self.stream(chat)  # type: ignore[return-value]
+        return self.stream(chat, encoder)  # type: ignore[return-value]
+
+    def _chat_format(self, request: Request) -> EncoderFactory:
+        name = request.query_params.get("format") or "native"
+        if name not in CHAT_FORMATS:
+            raise RequestError(
+                f"unknown format {name!r} (one of: {', '.join(sorted(CHAT_FORMATS))})",
+                code="unknown_format",
+            )
+        return CHAT_FORMATS[name]
 
     async def _chat_resume(self, request: Request) -> Response:
         stream_id = request.path_params["stream_id"]
@@ -318,11 +335,14 @@ class LLMMount:
         if ":" in after:
             after = after.rsplit(":", 1)[1]
         try:
-            return await self._resume(request, f"{stream_id}:{after}")  # type: ignore[return-value]
+            encoder = self._chat_format(request)
+            return await self._resume(request, f"{stream_id}:{after}", encoder)  # type: ignore[return-value]
         except LLMSSEError as exc:
             return error_response(exc)
 
-    async def _resume(self, request: Request, last_event_id: str) -> ResumedStream | Response:
+    async def _resume(
+        self, request: Request, last_event_id: str, encoder: EncoderFactory = NativeEncoder
+    ) -> ResumedStream | Response:
         stream_id, _, seq = last_event_id.rpartition(":")
         try:
             after = int(seq)
@@ -332,7 +352,7 @@ class LLMMount:
             ) from None
         if not stream_id or not await self.store.exists(stream_id):
             raise NotFound("no such stream, or it has expired", code="stream_not_found")
-        return ResumedStream(self, stream_id, after, NativeEncoder)
+        return ResumedStream(self, stream_id, after, encoder)
 
     async def _models(self, request: Request) -> Response:
         return JSONResponse({"default": self.settings.model, "models": self.allowed_models()})

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import anyio
 import httpx
 from sse_starlette.sse import EventSourceResponse, SendTimeoutError
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from .errors import LLMSSEError
@@ -101,7 +102,12 @@ async def _open_unless_disconnected(
 
 
 class NewStream:
-    """ASGI app for one new stream (returned by a route instead of a Response)."""
+    """ASGI app for one new stream (returned by a route instead of a Response).
+
+    Client protocols with their own error shape override :meth:`error_response`; protocols
+    that answer with something other than an event stream (OpenAI's ``stream: false``)
+    override :meth:`respond`, and still get the relay, the producer, timeouts and records.
+    """
 
     def __init__(
         self,
@@ -124,7 +130,7 @@ class NewStream:
             try:
                 opened = await _open_unless_disconnected(mount, self.chat, receive, client)
             except LLMSSEError as exc:
-                await error_response(exc)(scope, receive, send)
+                await self.error_response(exc)(scope, receive, send)
                 await self._report_unopened(stream_id, started, exc.code)
                 return
             if opened is None:
@@ -174,8 +180,18 @@ class NewStream:
         # Count this reader before the producer starts, so it is never seen as abandoned.
         async with anyio.create_task_group() as tg, store.reader(stream_id):
             tg.start_soon(producer.run)
-            body = _frames(mount, stream_id, -1, self.encoder_factory, opened.model)
-            await _serve(_event_source(mount, body, self.headers), scope, receive, send)
+            await self.respond(stream_id, opened.model, scope, receive, send)
+
+    def error_response(self, exc: LLMSSEError) -> Response:
+        """The plain HTTP answer when the stream cannot begin (the upstream refused, ...)."""
+        return error_response(exc)
+
+    async def respond(
+        self, stream_id: str, model: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Serve the running stream's frames to this client (an event stream by default)."""
+        body = _frames(self.mount, stream_id, -1, self.encoder_factory, model)
+        await _serve(_event_source(self.mount, body, self.headers), scope, receive, send)
 
 
 class ResumedStream:
