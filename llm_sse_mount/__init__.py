@@ -30,7 +30,12 @@ from .events import (
     ToolCallDelta,
     Usage,
 )
+from .formats.aisdk import AISDKEncoder
+from .formats.native import NativeEncoder
+from .formats.openai import OpenAIEncoder
+from .formats.text import TextEncoder
 from .mount import LLMMount
+from .providers.anthropic import Anthropic
 from .providers.openai import OpenAICompatible
 from .providers.scripted import Scripted
 from .providers.zhipu import Zhipu
@@ -40,6 +45,8 @@ from .sse_decoder import ServerSentEvent, SSEDecodeError, SSEDecoder
 from .store.memory import MemoryStore
 
 __all__ = [
+    "AISDKEncoder",
+    "Anthropic",
     "ChatRequest",
     "CompletionRecord",
     "ConfigError",
@@ -51,8 +58,10 @@ __all__ = [
     "LLMSSEError",
     "MemoryStore",
     "Message",
+    "NativeEncoder",
     "NotFound",
     "OpenAICompatible",
+    "OpenAIEncoder",
     "PayloadTooLarge",
     "RateLimited",
     "ReasoningDelta",
@@ -65,6 +74,7 @@ __all__ = [
     "StreamEvent",
     "StreamInterrupted",
     "TextDelta",
+    "TextEncoder",
     "ToolCallDelta",
     "Unauthorized",
     "UpstreamError",
