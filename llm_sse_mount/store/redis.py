@@ -343,12 +343,13 @@ class RedisStore:
             async with _beside(heartbeat):
                 yield
         finally:
-            local.count -= 1
-            local.notify()
-            self._release_local(stream_id, local)
+            # Leave Redis first: a producer woken by notify() must not count us there.
             # On a Redis error the entry still expires by its score.
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), suppress(*_STORE_ERRORS):
                 await self.client.zrem(readers, token)
+            local.count -= 1
+            local.notify()
+            self._release_local(stream_id, local)
 
     async def _readers(self, stream_id: str, local: _Local) -> int:
         if local.count:
