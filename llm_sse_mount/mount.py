@@ -26,7 +26,7 @@ from .request import ChatRequest, Message, parse_native_body
 from .settings import CLIENT_PARAMS, MountSettings, env_overrides
 from .store.base import StreamStore
 from .store.memory import MemoryStore
-from .streaming import NewStream, ResumedStream
+from .streaming import RECONNECT_MS, NewStream, ResumedStream
 
 __all__ = ["LLMMount"]
 
@@ -158,14 +158,20 @@ class LLMMount:
         ``LLM_SSE_PROVIDER`` picks the upstream: ``scripted`` (default, no key, no network),
         ``openai`` (any OpenAI-compatible server; ``LLM_SSE_BASE_URL``), ``zhipu``.
         ``LLM_SSE_API_KEY`` (or ``OPENAI_API_KEY`` / ``ZHIPUAI_API_KEY``) holds the key.
+        ``LLM_SSE_STORE`` picks where frames live: ``memory`` (default) or a ``redis://`` /
+        ``rediss://`` URL shared by every worker (see :func:`~.store.select.store_from_env`).
         Keyword arguments override what the environment says.
         """
         from .providers.registry import provider_from_env
+        from .store.select import store_from_env
 
         env = os.environ if environ is None else environ
         kwargs: dict[str, Any] = env_overrides(env)
         if "provider" not in overrides:
             kwargs["provider"] = provider_from_env(env)
+        if "store" not in overrides:
+            retention = overrides.get("retention", kwargs.get("retention", 300.0))
+            kwargs["store"] = store_from_env(env, retention=retention)
         kwargs.update(overrides)
         return cls(**kwargs)
 
@@ -277,7 +283,9 @@ class LLMMount:
         headers: Mapping[str, str] | None = None,
     ) -> NewStream:
         """The ASGI response that streams ``chat`` in the given client protocol."""
-        return NewStream(self, chat, encoder, headers)
+        # Native streams are the ones EventSource resumes: tell it to reconnect quickly.
+        retry = RECONNECT_MS if encoder is NativeEncoder else None
+        return NewStream(self, chat, encoder, headers, retry)
 
     async def _chat_post(self, request: Request) -> Response:
         try:
@@ -319,16 +327,22 @@ class LLMMount:
             return error_response(exc)
 
     async def _resume(self, request: Request, last_event_id: str) -> ResumedStream | Response:
-        stream_id, _, seq = last_event_id.rpartition(":")
+        """Frames after ``<stream_id>:<seq>``: 404 for an unknown or expired stream, 204 when
+        the client already has the ``done`` frame (an ``EventSource`` stops reconnecting on
+        204; without it, it would reconnect forever after a finished answer)."""
+        stream_id, _, seq = last_event_id.strip().rpartition(":")
         try:
             after = int(seq)
         except ValueError:
             raise RequestError(
                 "Last-Event-ID must look like '<stream_id>:<seq>'", code="invalid_last_event_id"
             ) from None
-        if not stream_id or not await self.store.exists(stream_id):
+        info = await self.store.info(stream_id) if stream_id else None
+        if info is None:
             raise NotFound("no such stream, or it has expired", code="stream_not_found")
-        return ResumedStream(self, stream_id, after, NativeEncoder)
+        if info.done and after >= info.last_seq:
+            return Response(status_code=204, headers={"Cache-Control": "no-store"})
+        return ResumedStream(self, stream_id, max(after, -1), NativeEncoder, RECONNECT_MS)
 
     async def _models(self, request: Request) -> Response:
         return JSONResponse({"default": self.settings.model, "models": self.allowed_models()})
