@@ -22,7 +22,8 @@ from llm_sse_mount.streaming import RECONNECT_MS
 from .support.fake_upstream import FakeUpstream, openai_stream
 from .support.resume_app import ANSWER, host_app, scripted
 from .support.servers import ServerThread
-from .support.sse_client import Frame, Run, delta_text, read_stream, seqs
+from .support.sse_client import Frame, delta_text, read_stream, resume_until_done, seqs
+from .support.sse_client import assert_complete as complete
 
 PACE = 0.004
 
@@ -35,24 +36,7 @@ def start_server(serve_app: Serve, **mount: Any) -> str:
 
 
 def assert_complete(frames: list[Frame]) -> None:
-    """One stream, seqs 0..n without gap or repeat, one done at the end, the whole answer."""
-    assert seqs(frames) == list(range(len(frames)))
-    assert len({f.stream_id for f in frames}) == 1
-    assert [f.event for f in frames].count("done") == 1
-    assert frames[-1].event == "done"
-    assert frames[-1].data == {"finish_reason": "stop"}
-    assert delta_text(frames) == ANSWER
-
-
-def resume_until_done(url: str, first: Run, cut: Callable[[], int | None]) -> list[Frame]:
-    frames = list(first.frames)
-    for _ in range(200):
-        if frames[-1].event == "done":
-            return frames
-        run = read_stream(url + "/chat", headers={"Last-Event-ID": frames[-1].id}, stop_after=cut())
-        assert run.status == 200, run.body
-        frames += run.frames
-    raise AssertionError("the stream never finished")
+    complete(frames, ANSWER)
 
 
 def test_uninterrupted_run_is_the_reference(serve_app: Serve) -> None:
@@ -80,7 +64,7 @@ def test_many_cuts_at_random_frames_lose_and_repeat_nothing(serve_app: Serve) ->
     rng = random.Random(6)
     cuts = iter([rng.randint(1, 15) for _ in range(10)])
     first = read_stream(url + "/chat", params={"prompt": "hi"}, stop_after=next(cuts))
-    frames = resume_until_done(url, first, lambda: next(cuts, None))
+    frames = resume_until_done(first, lambda _: url + "/chat", lambda: next(cuts, None))
     assert_complete(frames)
 
 

@@ -14,7 +14,7 @@ connection after that many frames, like a network cut seen from the client.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,15 @@ import httpx
 
 from llm_sse_mount.sse_decoder import SSEDecoder
 
-__all__ = ["Frame", "Run", "delta_text", "read_stream", "seqs"]
+__all__ = [
+    "Frame",
+    "Run",
+    "assert_complete",
+    "delta_text",
+    "read_stream",
+    "resume_until_done",
+    "seqs",
+]
 
 
 @dataclass(frozen=True)
@@ -64,8 +72,10 @@ def read_stream(
     headers: Mapping[str, str] | None = None,
     stop_after: int | None = None,
     timeout: float = 10.0,
+    on_frame: Callable[[Frame], None] | None = None,
 ) -> Run:
-    """GET ``url`` and decode frames until the body ends (or ``stop_after`` frames)."""
+    """GET ``url`` and decode frames until the body ends (or ``stop_after`` frames);
+    ``on_frame`` sees each frame as it arrives (to time them)."""
     decoder = SSEDecoder()
     with (
         httpx.Client(timeout=timeout) as client,
@@ -79,7 +89,10 @@ def read_stream(
             return run
         for chunk in response.iter_raw():
             for event in decoder.feed(chunk):
-                run.frames.append(Frame(event.id, event.event, json.loads(event.data), event.retry))
+                frame = Frame(event.id, event.event, json.loads(event.data), event.retry)
+                run.frames.append(frame)
+                if on_frame is not None:
+                    on_frame(frame)
                 if stop_after is not None and len(run.frames) >= stop_after:
                     return run  # leaving the with-block closes the connection mid-stream
     return run
@@ -91,3 +104,29 @@ def delta_text(frames: Sequence[Frame]) -> str:
 
 def seqs(frames: Sequence[Frame]) -> list[int]:
     return [f.seq for f in frames]
+
+
+def assert_complete(frames: Sequence[Frame], answer: str) -> None:
+    """One stream, seqs 0..n without gap or repeat, one ``done{stop}`` at the end, and the
+    delta text byte-identical to ``answer``."""
+    assert seqs(frames) == list(range(len(frames)))
+    assert len({f.stream_id for f in frames}) == 1
+    assert [f.event for f in frames].count("done") == 1
+    assert frames[-1].event == "done"
+    assert frames[-1].data == {"finish_reason": "stop"}
+    assert delta_text(frames) == answer
+
+
+def resume_until_done(
+    first: Run, urls: Callable[[int], str], cut: Callable[[], int | None]
+) -> list[Frame]:
+    """Reconnect with ``Last-Event-ID`` (to ``urls(attempt)``, cut after ``cut()`` frames)
+    until the ``done`` frame arrives; return every frame received."""
+    frames = list(first.frames)
+    for attempt in range(200):
+        if frames[-1].event == "done":
+            return frames
+        run = read_stream(urls(attempt), headers={"Last-Event-ID": frames[-1].id}, stop_after=cut())
+        assert run.status == 200, run.body
+        frames += run.frames
+    raise AssertionError("the stream never finished")
