@@ -49,14 +49,18 @@ PAGE = """<!doctype html>
   window.opens = 0;
   window.finished = false;
   const text = [];
-  const prompt = new URLSearchParams(location.search).get("prompt") || "hi";
+  const params = new URLSearchParams(location.search);
+  const prompt = params.get("prompt") || "hi";
+  // keep=1: never close, to see the browser stop by itself (204 after done).
+  const keep = params.get("keep") === "1";
   const source = new EventSource("/llm/chat?prompt=" + encodeURIComponent(prompt));
+  window.source = source;
   source.onopen = () => { window.opens += 1; };
   for (const name of ["start", "delta", "usage", "error", "done"]) {
     source.addEventListener(name, (e) => {
       window.frames_seen.push({id: e.lastEventId, event: name, data: JSON.parse(e.data)});
       if (name === "delta") text.push(JSON.parse(e.data).text);
-      if (name === "done") { source.close(); window.finished = true; }
+      if (name === "done") { if (!keep) source.close(); window.finished = true; }
       window.answer = text.join("");
       document.getElementById("out").textContent = window.answer;
     });
