@@ -145,6 +145,21 @@ async def test_read_at_or_past_done_ends_at_once(store: StreamStore) -> None:
         assert await collect(store, sid, after=last) == []
 
 
+async def test_a_reader_ahead_of_a_running_stream_ends_with_it(store: StreamStore) -> None:
+    sid = await start(store)
+    got: list[Frame] = []
+
+    async def follow() -> None:
+        got.extend(await collect(store, sid, after=9))
+
+    with anyio.fail_after(BLOCK * 3 + 2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(follow)
+            await anyio.sleep(0.05)
+            await store.append(sid, [TextDelta("a"), Done("stop")])
+    assert got == []
+
+
 async def test_live_reader_follows_appends_until_done(store: StreamStore) -> None:
     sid = await start(store)
     got: list[Frame] = []

@@ -422,7 +422,12 @@ class RedisStore:
             # Nothing new for a whole block: is anyone still producing this stream?
             try:
                 lost = await self._declare_lost(stream_id)
-            except _STORE_ERRORS as exc:
+                if lost == -2:
+                    # Finished, yet nothing came: this reader started past the done frame.
+                    now = await self.info(stream_id)
+                    if now is None or (now.done and last >= now.last_seq):
+                        return
+            except (*_STORE_ERRORS, StreamInterrupted) as exc:
                 logger.warning("stream %s: reading failed: %r", stream_id, exc)
                 yield self._closing(last, "store_unavailable", "the stream store is unavailable")
                 return
