@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -31,6 +32,8 @@ from .streaming import RECONNECT_MS, NewStream, ResumedStream
 __all__ = ["LLMMount"]
 
 logger = logging.getLogger("llm_sse_mount")
+
+_STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 OnComplete = Callable[[CompletionRecord], "Awaitable[None] | None"]
 
@@ -66,7 +69,9 @@ class LLMMount:
     - ``shutdown_grace``: time open streams get to say ``server_shutdown`` when the server stops.
     - ``resume_grace``: how long the upstream keeps generating after the last reader left,
       waiting for a reconnect (0: cancel at once). ``retention``: how long finished streams
-      stay readable for resume. ``store``: where frames live (memory, or Redis).
+      stay readable for resume (for the default memory store; a store you pass keeps its own).
+      ``store``: where frames live: :class:`~.store.memory.MemoryStore` (one process) or
+      :class:`~.store.redis.RedisStore` (several workers). See ``docs/resume.md``.
     - ``http_client``: an ``httpx.AsyncClient`` of the host's for every provider without one.
     - ``on_complete``: called once per stream with a :class:`~.relay.CompletionRecord`.
     """
@@ -337,7 +342,10 @@ class LLMMount:
             raise RequestError(
                 "Last-Event-ID must look like '<stream_id>:<seq>'", code="invalid_last_event_id"
             ) from None
-        info = await self.store.info(stream_id) if stream_id else None
+        # Ids are ours (token_urlsafe): anything else cannot exist, and must not reach a store
+        # key built from it.
+        valid = _STREAM_ID.fullmatch(stream_id) is not None
+        info = await self.store.info(stream_id) if valid else None
         if info is None:
             raise NotFound("no such stream, or it has expired", code="stream_not_found")
         if info.done and after >= info.last_seq:

@@ -125,6 +125,8 @@ def test_unknown_or_malformed_stream_ids_are_clear_errors(serve_app: Serve) -> N
         httpx.get(url + "/chat", headers={"Last-Event-ID": "nosuchstream:3"}),
         httpx.get(url + "/chat", params={"last_event_id": "nosuchstream:3"}),
         httpx.get(url + "/chat/nosuchstream", params={"after": "3"}),
+        httpx.get(url + "/chat", headers={"Last-Event-ID": "a:b:c*:3"}),
+        httpx.get(url + "/chat", headers={"Last-Event-ID": ":3"}),
     ):
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "stream_not_found"

@@ -34,7 +34,8 @@ def store_from_env(env: Mapping[str, str], *, retention: float = 300.0) -> Strea
     if kind in ("", "memory"):
         return MemoryStore(retention=retention, max_frames=max_frames)
     if not kind.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"LLM_SSE_STORE must be 'memory' or a redis:// URL, got {kind!r}")
+        # The value is not echoed: a store URL may carry a password.
+        raise ConfigError("LLM_SSE_STORE must be 'memory' or a redis:// / rediss:// URL")
     try:
         from .redis import RedisStore
     except ImportError:  # pragma: no cover - depends on the installed extras

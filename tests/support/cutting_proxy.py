@@ -23,6 +23,8 @@ __all__ = ["CuttingProxy"]
 
 
 class CuttingProxy:
+    """Forward 127.0.0.1:``port`` to ``target_port``, cutting one response (see the module)."""
+
     def __init__(self, target_port: int, *, path: bytes, cut_after: int) -> None:
         self.target_port = target_port
         self.path = path
