@@ -4,10 +4,12 @@ any worker and still continue exactly where it stopped.
 Keys, all under ``prefix`` and every one with an expiry (a killed process leaves nothing behind
 for longer than ``retention`` + two leases)::
 
-    {prefix}{id}:f   Redis Stream of frames: entry id ``0-<seq+1>``, fields e=<event>, d=<json>
-    {prefix}{id}:m   hash: last (seq of the last frame), done (0/1), end (unix time of done)
-    {prefix}{id}:l   the producer's lease (PX lease_ttl), refreshed every lease_ttl/3
-    {prefix}{id}:r   sorted set of readers: member = reader token, score = expiry (unix ms)
+    {prefix}{{id}}:f   Redis Stream of frames: entry id ``0-<seq+1>``, fields e=<event>, d=<json>
+    {prefix}{{id}}:m   hash: last (seq of the last frame), done (0/1), end (unix time of done)
+    {prefix}{{id}}:l   the producer's lease (PX lease_ttl), refreshed every lease_ttl/3
+    {prefix}{{id}}:r   sorted set of readers: member = reader token, score = expiry (unix ms)
+
+(``{id}`` in braces is a Redis Cluster hash tag: one stream's keys share a slot.)
 
 Hot path: one ``EVALSHA`` per append (the XADDs, meta and expiries, atomically, so the seq is
 assigned by Redis and a frame can never be written twice). Readers ``XREAD BLOCK COUNT``, so a
@@ -39,7 +41,7 @@ import anyio
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..errors import NotFound, StreamInterrupted
+from ..errors import ConfigError, NotFound, StreamInterrupted
 from ..events import Done, Error, StreamEvent, TextDelta, event_from_data
 from ..formats.base import dumps
 from .base import Frame, StreamInfo
@@ -190,7 +192,7 @@ class RedisStore:
         batch: int = 512,
     ) -> None:
         if lease_ttl <= 0 or block <= 0 or max_frames < 1 or batch < 1:
-            raise ValueError("lease_ttl and block must be positive, max_frames and batch >= 1")
+            raise ConfigError("lease_ttl and block must be positive, max_frames and batch >= 1")
         if isinstance(url_or_client, str):
             self.client = aioredis.Redis.from_url(
                 url_or_client,
@@ -224,7 +226,8 @@ class RedisStore:
         return f"RedisStore(prefix={self.prefix!r}, retention={self.retention!r})"
 
     def _keys(self, stream_id: str) -> tuple[str, str, str, str]:
-        base = f"{self.prefix}{stream_id}"
+        # The {hash tag} puts a stream's keys in one Redis Cluster slot, as its scripts need.
+        base = f"{self.prefix}{{{stream_id}}}"
         return f"{base}:f", f"{base}:m", f"{base}:l", f"{base}:r"
 
     # --- producer side ---------------------------------------------------------------------
