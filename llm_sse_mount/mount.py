@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -29,7 +30,7 @@ from .request import ChatRequest, Message, parse_native_body
 from .settings import CLIENT_PARAMS, MountSettings, env_overrides
 from .store.base import StreamStore
 from .store.memory import MemoryStore
-from .streaming import STREAM_HEADERS, NewStream, ResumedStream
+from .streaming import RECONNECT_MS, STREAM_HEADERS, NewStream, ResumedStream
 
 __all__ = ["LLMMount"]
 
@@ -37,6 +38,9 @@ logger = logging.getLogger("llm_sse_mount")
 
 #: ``?format=`` values of ``/chat`` (the native stream is the default).
 CHAT_FORMATS: dict[str, EncoderFactory] = {"native": NativeEncoder, "text": TextEncoder}
+
+#: What our stream ids look like (``secrets.token_urlsafe``); nothing else can exist.
+_STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class LLMMount:
@@ -70,7 +74,9 @@ class LLMMount:
     - ``shutdown_grace``: time open streams get to say ``server_shutdown`` when the server stops.
     - ``resume_grace``: how long the upstream keeps generating after the last reader left,
       waiting for a reconnect (0: cancel at once). ``retention``: how long finished streams
-      stay readable for resume. ``store``: where frames live (memory, or Redis).
+      stay readable for resume (for the default memory store; a store you pass keeps its own).
+      ``store``: where frames live: :class:`~.store.memory.MemoryStore` (one process) or
+      :class:`~.store.redis.RedisStore` (several workers). See ``docs/resume.md``.
     - ``http_client``: an ``httpx.AsyncClient`` of the host's for every provider without one.
     - ``on_complete``: called once per stream with a :class:`~.relay.CompletionRecord`.
     """
@@ -162,14 +168,20 @@ class LLMMount:
         ``LLM_SSE_PROVIDER`` picks the upstream: ``scripted`` (default, no key, no network),
         ``openai`` (any OpenAI-compatible server; ``LLM_SSE_BASE_URL``), ``zhipu``.
         ``LLM_SSE_API_KEY`` (or ``OPENAI_API_KEY`` / ``ZHIPUAI_API_KEY``) holds the key.
+        ``LLM_SSE_STORE`` picks where frames live: ``memory`` (default) or a ``redis://`` /
+        ``rediss://`` URL shared by every worker (see :func:`~.store.select.store_from_env`).
         Keyword arguments override what the environment says.
         """
         from .providers.registry import provider_from_env
+        from .store.select import store_from_env
 
         env = os.environ if environ is None else environ
         kwargs: dict[str, Any] = env_overrides(env)
         if "provider" not in overrides:
             kwargs["provider"] = provider_from_env(env)
+        if "store" not in overrides:
+            retention = overrides.get("retention", kwargs.get("retention", 300.0))
+            kwargs["store"] = store_from_env(env, retention=retention)
         kwargs.update(overrides)
         return cls(**kwargs)
 
@@ -284,7 +296,10 @@ class LLMMount:
         headers: Mapping[str, str] | None = None,
     ) -> NewStream:
         """The ASGI response that streams ``chat`` in the given client protocol."""
-        return NewStream(self, chat, encoder, headers)
+        # Native streams are the ones EventSource resumes: tell it to reconnect quickly.
+        # Both EventSource-friendly formats carry ids, so a quick reconnect can resume.
+        retry = RECONNECT_MS if encoder in (NativeEncoder, TextEncoder) else None
+        return NewStream(self, chat, encoder, headers, retry)
 
     async def _chat_post(self, request: Request) -> Response:
         try:
@@ -343,16 +358,25 @@ class LLMMount:
     async def _resume(
         self, request: Request, last_event_id: str, encoder: EncoderFactory = NativeEncoder
     ) -> ResumedStream | Response:
-        stream_id, _, seq = last_event_id.rpartition(":")
+        """Frames after ``<stream_id>:<seq>``: 404 for an unknown or expired stream, 204 when
+        the client already has the ``done`` frame (an ``EventSource`` stops reconnecting on
+        204; without it, it would reconnect forever after a finished answer)."""
+        stream_id, _, seq = last_event_id.strip().rpartition(":")
         try:
             after = int(seq)
         except ValueError:
             raise RequestError(
                 "Last-Event-ID must look like '<stream_id>:<seq>'", code="invalid_last_event_id"
             ) from None
-        if not stream_id or not await self.store.exists(stream_id):
+        # Ids are ours (token_urlsafe): anything else cannot exist, and must not reach a store
+        # key built from it.
+        valid = _STREAM_ID.fullmatch(stream_id) is not None
+        info = await self.store.info(stream_id) if valid else None
+        if info is None:
             raise NotFound("no such stream, or it has expired", code="stream_not_found")
-        return ResumedStream(self, stream_id, after, encoder)
+        if info.done and after >= info.last_seq:
+            return Response(status_code=204, headers={"Cache-Control": "no-store"})
+        return ResumedStream(self, stream_id, max(after, -1), encoder, RECONNECT_MS)
 
     async def _models(self, request: Request) -> Response:
         return JSONResponse({"default": self.settings.model, "models": self.allowed_models()})

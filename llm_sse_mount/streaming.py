@@ -35,19 +35,32 @@ STREAM_HEADERS = {
 }
 
 
+#: ``retry:`` sent in a stream's first frame: how soon an ``EventSource`` reconnects after a
+#: dropped connection (the browser default is about 3 s, long for a half-written answer).
+RECONNECT_MS = 1000
+
+
 def new_stream_id() -> str:
     # URL-safe and colon-free, so "<stream_id>:<seq>" splits unambiguously.
     return secrets.token_urlsafe(12)
 
 
 async def _frames(
-    mount: LLMMount, stream_id: str, after: int, encoder_factory: EncoderFactory, model: str
+    mount: LLMMount,
+    stream_id: str,
+    after: int,
+    encoder_factory: EncoderFactory,
+    model: str,
+    retry: int | None = None,
 ) -> AsyncIterator[bytes]:
     encoder = encoder_factory(stream_id, model)
+    # A field line of the first frame's own block, so every frame keeps its id/event/data.
+    head = b"" if retry is None else b"retry: %d\n" % retry
     async for batch in mount.store.read(stream_id, after):
         data = encoder.encode(batch)
         if data:
-            yield data
+            yield head + data
+            head = b""
 
 
 def _event_source(
@@ -115,11 +128,13 @@ class NewStream:
         chat: ChatRequest,
         encoder_factory: EncoderFactory,
         headers: Mapping[str, str] | None = None,
+        retry: int | None = None,
     ) -> None:
         self.mount = mount
         self.chat = chat
         self.encoder_factory = encoder_factory
         self.headers = dict(headers or {})
+        self.retry = retry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         mount = self.mount
@@ -159,8 +174,15 @@ class NewStream:
         self, stream_id: str, opened: Opened, scope: Scope, receive: Receive, send: Send
     ) -> None:
         mount, store = self.mount, self.mount.store
-        await store.create(stream_id)
-        await store.append(stream_id, [Start(stream_id, opened.model)])
+        try:
+            await store.create(stream_id)
+            await store.append(stream_id, [Start(stream_id, opened.model)])
+        except LLMSSEError as exc:  # e.g. Redis is down: nothing was sent yet, so a 503
+            with anyio.CancelScope(shield=True):
+                await opened.upstream.aclose()
+            await self.error_response(exc)(scope, receive, send)
+            await self._report_unopened(stream_id, time.monotonic(), exc.code)
+            return
         logger.info(
             "stream %s started: provider=%s model=%s",
             stream_id,
@@ -177,8 +199,10 @@ class NewStream:
             on_complete=mount.on_complete,
             secrets=mount.relay.secrets(),
         )
+        # The lease tells readers on other workers the producer lives; it outlasts the task
+        # group, so the producer's closing frames are written under it.
         # Count this reader before the producer starts, so it is never seen as abandoned.
-        async with anyio.create_task_group() as tg, store.reader(stream_id):
+        async with store.lease(stream_id), anyio.create_task_group() as tg, store.reader(stream_id):
             tg.start_soon(producer.run)
             await self.respond(stream_id, opened.model, scope, receive, send)
 
@@ -190,7 +214,7 @@ class NewStream:
         self, stream_id: str, model: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
         """Serve the running stream's frames to this client (an event stream by default)."""
-        body = _frames(self.mount, stream_id, -1, self.encoder_factory, model)
+        body = _frames(self.mount, stream_id, -1, self.encoder_factory, model, self.retry)
         await _serve(_event_source(self.mount, body, self.headers), scope, receive, send)
 
 
@@ -203,17 +227,21 @@ class ResumedStream:
         stream_id: str,
         after: int,
         encoder_factory: EncoderFactory,
+        retry: int | None = None,
     ) -> None:
         self.mount = mount
         self.stream_id = stream_id
         self.after = after
         self.encoder_factory = encoder_factory
+        self.retry = retry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        store = self.mount.store
+        mount, sid = self.mount, self.stream_id
+        # The route checked the stream exists; the reader counts before the first byte so a
+        # producer in its grace period sees the reconnect at once.
         try:
-            async with store.reader(self.stream_id):
-                body = _frames(self.mount, self.stream_id, self.after, self.encoder_factory, "")
-                await _serve(_event_source(self.mount, body, {}), scope, receive, send)
-        except LLMSSEError as exc:
+            async with mount.store.reader(sid):
+                body = _frames(mount, sid, self.after, self.encoder_factory, "", self.retry)
+                await _serve(_event_source(mount, body, {}), scope, receive, send)
+        except LLMSSEError as exc:  # expired since the route looked (memory store)
             await error_response(exc)(scope, receive, send)

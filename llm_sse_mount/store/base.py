@@ -3,17 +3,34 @@
 A frame is ``(seq, event)``: seq starts at 0 and grows by one per frame with no gaps, so
 ``Last-Event-ID: <stream_id>:<seq>`` names exactly where a reader stopped. Stores keep finished
 streams for ``retention`` seconds so late reconnects still get their tail.
+
+Who calls what::
+
+    route (NewStream)   create → append(Start) → lease(...) + reader(...) around the producer
+    Producer            append(...) per upstream event, append([..., Done]) once at the end
+                        wait_abandoned(grace) → cancel the upstream
+    route (resume)      info → 404 / 204 / reader(...) + read(after)
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from ..events import StreamEvent
 
 Frame = tuple[int, StreamEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """Where a stream stands: the seq of its last frame (-1 when empty) and whether that
+    frame is its ``Done``."""
+
+    last_seq: int
+    done: bool
 
 
 @runtime_checkable
@@ -26,7 +43,10 @@ class StreamStore(Protocol):
 
     async def append(self, stream_id: str, events: Sequence[StreamEvent]) -> int:
         """Append events as the next frames; returns the seq of the last one. Appending a
-        ``Done`` finishes the stream (nothing may follow it)."""
+        ``Done`` finishes the stream (nothing may follow it). Raises
+        :class:`~llm_sse_mount.errors.StreamInterrupted` when the stream cannot take them
+        (``stream_too_long``, ``store_unavailable``, ``stream_lost``); a batch that ends with
+        ``Done`` is always accepted past the length limit, so every stream can end."""
         ...
 
     def read(self, stream_id: str, after: int = -1) -> AsyncIterator[list[Frame]]:
@@ -39,8 +59,18 @@ class StreamStore(Protocol):
         """Count a reader for as long as the context is open (producers stop when abandoned)."""
         ...
 
+    def lease(self, stream_id: str) -> AbstractAsyncContextManager[None]:
+        """Held by the producer for its whole run: tells readers (on any worker) that the
+        stream is still being produced. A stream whose lease lapses before its ``Done`` is
+        lost, and its readers get ``error{stream_lost}`` and ``done``."""
+        ...
+
     async def wait_abandoned(self, stream_id: str, grace: float) -> None:
         """Return once the stream has had no reader for ``grace`` seconds in a row."""
+        ...
+
+    async def info(self, stream_id: str) -> StreamInfo | None:
+        """The stream's position, or ``None`` if it is unknown or expired."""
         ...
 
     async def exists(self, stream_id: str) -> bool: ...
