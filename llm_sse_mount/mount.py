@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-import anyio
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,6 +27,7 @@ from .providers.base import Provider
 from .relay import OnComplete, Relay, RetryPolicy, Timeouts
 from .request import ChatRequest, Message, parse_native_body
 from .settings import CLIENT_PARAMS, MountSettings, env_overrides
+from .shutdown import ShutdownSignal
 from .store.base import StreamStore
 from .store.memory import MemoryStore
 from .streaming import RECONNECT_MS, STREAM_HEADERS, NewStream, ResumedStream
@@ -156,7 +156,7 @@ class LLMMount:
             timeouts=Timeouts(connect_timeout, first_token_timeout, idle_timeout, total_timeout),
             retry=RetryPolicy(retries=retries),
         )
-        self._shutdown: anyio.Event | None = None
+        self._shutdown: ShutdownSignal | None = None
         self.router = Router(routes=self.routes())
 
     # --- construction from the environment ---------------------------------------------------
@@ -187,11 +187,11 @@ class LLMMount:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    def shutdown_event(self) -> anyio.Event:
-        """Set (by sse-starlette's shutdown watcher) when the server begins to stop; every
-        producer of this mount watches it."""
+    def shutdown_event(self) -> ShutdownSignal:
+        """Set when the server begins to stop (by sse-starlette's shutdown watcher, or by the
+        lifespan); setting it ends every live stream of this mount with ``server_shutdown``."""
         if self._shutdown is None:
-            self._shutdown = anyio.Event()
+            self._shutdown = ShutdownSignal()
         return self._shutdown
 
     def lifespan(self, app: object = None) -> AbstractAsyncContextManager[None]:

@@ -40,6 +40,7 @@ from .events import (
 from .http_client import ClientPool
 from .providers.base import Provider, UpstreamStream
 from .request import ChatRequest
+from .shutdown import ShutdownSignal
 from .store.base import StreamStore
 
 __all__ = [
@@ -178,7 +179,9 @@ class Relay:
 
 
 class Producer:
-    """Pumps one upstream stream into the store until it ends, is abandoned or shut down."""
+    """Pumps one upstream stream into the store until it ends, fails, or is cancelled: by the
+    route when every reader has left (``"abandoned"``), or by the mount's shutdown signal
+    (``"shutdown"``). It runs as one task and keeps no helper tasks of its own."""
 
     def __init__(
         self,
@@ -187,8 +190,7 @@ class Producer:
         opened: Opened,
         store: StreamStore,
         timeouts: Timeouts,
-        resume_grace: float,
-        shutdown: anyio.Event,
+        shutdown: ShutdownSignal,
         on_complete: OnComplete | None = None,
         secrets: Sequence[str] = (),
     ) -> None:
@@ -196,7 +198,6 @@ class Producer:
         self.opened = opened
         self.store = store
         self.timeouts = timeouts
-        self.resume_grace = resume_grace
         self.shutdown = shutdown
         self.on_complete = on_complete
         self.secrets = tuple(secrets)
@@ -205,13 +206,33 @@ class Producer:
         self._first_token_at: float | None = None
         self._frames = 1  # the start frame, appended by the route
         self._outcome: str = "finished"
+        self._scope: anyio.CancelScope | None = None
+        self._settled = False  # the outcome can no longer change
+        self._ended = False
+        self._on_end: list[Callable[[], object]] = []
+
+    def cancel(self, outcome: str) -> None:
+        """Stop the upstream and end the stream with ``outcome`` (first reason wins)."""
+        if self._settled or self._outcome != "finished":
+            return
+        self._outcome = outcome
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def when_done(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` once the stream has ended (at once if it has)."""
+        if self._ended:
+            callback()
+        else:
+            self._on_end.append(callback)
 
     async def run(self) -> None:
         error: Error | None = None
+        self.shutdown.register(self)
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._watch_readers, tg.cancel_scope)
-                tg.start_soon(self._watch_shutdown, tg.cancel_scope)
+            with anyio.CancelScope() as self._scope:
+                if self._outcome != "finished":
+                    self._scope.cancel()  # cancelled before it started
                 try:
                     await self._pump()
                 except LLMSSEError as exc:
@@ -219,13 +240,17 @@ class Producer:
                 except Exception as exc:  # a provider bug must still end the stream cleanly
                     logger.exception("stream %s: provider failed", self.stream_id)
                     error = Error("internal_error", f"the relay failed ({type(exc).__name__})")
-                tg.cancel_scope.cancel()
         finally:
+            self._settled = True
+            self.shutdown.unregister(self)
             with anyio.CancelScope(shield=True):
                 # Readers get their last frames first; closing the upstream may take a moment
                 # (it drains a finished body so the connection can be reused).
                 await self._finish_stream(error)
                 await self.opened.upstream.aclose()
+            self._ended = True
+            for callback in self._on_end:
+                callback()
 
     async def _pump(self) -> None:
         t = self.timeouts
@@ -254,16 +279,6 @@ class Producer:
             if scope.deadline >= total_deadline:
                 what = "end of the stream"
             raise UpstreamTimeout(f"timed out waiting for the upstream's {what}")
-
-    async def _watch_readers(self, scope: anyio.CancelScope) -> None:
-        await self.store.wait_abandoned(self.stream_id, self.resume_grace)
-        self._outcome = "abandoned"
-        scope.cancel()
-
-    async def _watch_shutdown(self, scope: anyio.CancelScope) -> None:
-        await self.shutdown.wait()
-        self._outcome = "shutdown"
-        scope.cancel()
 
     async def _finish_stream(self, error: Error | None) -> None:
         tail: list[StreamEvent] = []

@@ -8,7 +8,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import anyio
 import httpx
@@ -22,6 +22,7 @@ from .formats.base import EncoderFactory
 from .http_errors import error_response
 from .relay import CompletionRecord, Opened, Producer, report
 from .request import ChatRequest
+from .store.base import StreamStore
 
 if TYPE_CHECKING:
     from .mount import LLMMount
@@ -73,7 +74,8 @@ def _event_source(
         ping=s.ping_interval,
         sep="\n",
         send_timeout=s.send_timeout,
-        shutdown_event=mount.shutdown_event(),
+        # sse-starlette only calls set() on it; see shutdown.py.
+        shutdown_event=cast(anyio.Event, mount.shutdown_event()),
         shutdown_grace_period=s.shutdown_grace,
     )
 
@@ -112,6 +114,15 @@ async def _open_unless_disconnected(
     if failure is not None:
         raise failure
     return opened
+
+
+async def _cancel_when_abandoned(
+    producer: Producer, store: StreamStore, stream_id: str, grace: float
+) -> None:
+    with anyio.CancelScope() as waiting:
+        producer.when_done(waiting.cancel)  # at once if the stream has ended already
+        await store.wait_abandoned(stream_id, grace)
+        producer.cancel("abandoned")
 
 
 class NewStream:
@@ -194,17 +205,20 @@ class NewStream:
             opened=opened,
             store=store,
             timeouts=mount.relay.timeouts,
-            resume_grace=mount.settings.resume_grace,
             shutdown=mount.shutdown_event(),
             on_complete=mount.on_complete,
             secrets=mount.relay.secrets(),
         )
         # The lease tells readers on other workers the producer lives; it outlasts the task
         # group, so the producer's closing frames are written under it.
-        # Count this reader before the producer starts, so it is never seen as abandoned.
-        async with store.lease(stream_id), anyio.create_task_group() as tg, store.reader(stream_id):
+        async with store.lease(stream_id), anyio.create_task_group() as tg:
             tg.start_soon(producer.run)
-            await self.respond(stream_id, opened.model, scope, receive, send)
+            async with store.reader(stream_id):
+                await self.respond(stream_id, opened.model, scope, receive, send)
+            # This client is done with the stream. If the stream still runs, cancel the
+            # upstream once every reader has left for resume_grace (this task would only
+            # wait for the producer otherwise, so the waiting costs no task of its own).
+            await _cancel_when_abandoned(producer, store, stream_id, mount.settings.resume_grace)
 
     def error_response(self, exc: LLMSSEError) -> Response:
         """The plain HTTP answer when the stream cannot begin (the upstream refused, ...)."""

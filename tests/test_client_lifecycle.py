@@ -3,6 +3,8 @@ and a client the host injects is used and left to the host."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -22,6 +24,10 @@ def test_without_lifespan_the_client_closes_when_the_last_stream_ends(serve_app,
     server = serve_app(Starlette(routes=[Mount("/llm", app=mount)]))
     for expected in ("a", "b"):
         assert text_of(parse_frames(post_chat(server.url + "/llm/chat", CHAT)[1])) == expected
+        # Released just after the response ends (the upstream body is drained first).
+        deadline = time.monotonic() + 2
+        while mount.pool.client is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert mount.pool.client is None
         fake_upstream.wait_closed(timeout=2)
     assert fake_upstream.open_connections() == 0

@@ -24,11 +24,13 @@ __all__ = ["MemoryStore"]
 @dataclass(eq=False)
 class _Stream:
     frames: list[StreamEvent] = field(default_factory=list)
-    changed: anyio.Event = field(default_factory=anyio.Event)
+    # Created by the first reader that has to wait, set and dropped by the next append: a
+    # stream whose readers keep up allocates no event per frame.
+    changed: anyio.Event | None = None
     done: bool = False
     finished_at: float = 0.0
     readers: int = 0
-    readers_changed: anyio.Event = field(default_factory=anyio.Event)
+    readers_changed: anyio.Event | None = None
 
 
 class MemoryStore:
@@ -85,8 +87,10 @@ class MemoryStore:
         if ends:
             stream.done = True
             stream.finished_at = time.monotonic()
-        changed, stream.changed = stream.changed, anyio.Event()
-        changed.set()
+        changed = stream.changed
+        if changed is not None:
+            stream.changed = None
+            changed.set()
         return len(frames) - 1
 
     async def read(self, stream_id: str, after: int = -1) -> AsyncIterator[list[Frame]]:
@@ -102,6 +106,8 @@ class MemoryStore:
                 continue
             if stream.done:
                 return
+            if stream.changed is None:
+                stream.changed = anyio.Event()
             await stream.changed.wait()
 
     @asynccontextmanager
@@ -117,18 +123,26 @@ class MemoryStore:
 
     @staticmethod
     def _notify_readers(stream: _Stream) -> None:
-        event, stream.readers_changed = stream.readers_changed, anyio.Event()
-        event.set()
+        event = stream.readers_changed
+        if event is not None:
+            stream.readers_changed = None
+            event.set()
+
+    @staticmethod
+    async def _readers_change(stream: _Stream) -> None:
+        if stream.readers_changed is None:
+            stream.readers_changed = anyio.Event()
+        await stream.readers_changed.wait()
 
     async def wait_abandoned(self, stream_id: str, grace: float) -> None:
         stream = self._streams[stream_id]
         while True:
             while stream.readers > 0:
-                await stream.readers_changed.wait()
+                await self._readers_change(stream)
             if grace <= 0:
                 return
             with anyio.move_on_after(grace):
-                await stream.readers_changed.wait()
+                await self._readers_change(stream)
                 continue
             if stream.readers == 0:
                 return
