@@ -21,6 +21,9 @@ def error_response(exc: LLMSSEError, headers: dict[str, str] | None = None) -> J
     elif exc.status == 429:
         out["Retry-After"] = "1"
     out["Cache-Control"] = "no-store"
+    if exc.status == 401:
+        # RFC 9110: a 401 says how to authenticate (access.BearerTokens sets a precise one).
+        out.setdefault("WWW-Authenticate", getattr(exc, "challenge", 'Bearer realm="llm"'))
     return JSONResponse(
         {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status, headers=out
     )

@@ -15,12 +15,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
+from .access import Access, Authorize, access_env_overrides
 from .errors import ConfigError, LLMSSEError, NotFound, RequestError
 from .formats.base import EncoderFactory
 from .formats.native import NativeEncoder
 from .http_client import ClientPool
 from .http_errors import error_response, read_json_body
+from .limits import Limiter, Limits, LimitStore
 from .providers.base import Provider
+from .redaction import install_redactor
 from .relay import CompletionRecord, Relay, RetryPolicy, Timeouts
 from .request import ChatRequest, Message, parse_native_body
 from .settings import CLIENT_PARAMS, MountSettings, env_overrides
@@ -69,6 +72,10 @@ class LLMMount:
       stay readable for resume. ``store``: where frames live (memory, or Redis).
     - ``http_client``: an ``httpx.AsyncClient`` of the host's for every provider without one.
     - ``on_complete``: called once per stream with a :class:`~.relay.CompletionRecord`.
+    - ``authorize``: who may use the mount (see :mod:`.access`; default: anyone).
+      ``limits``: :class:`~.limits.Limits` per principal (default: none);
+      ``limits_store``: where budgets live (default: memory; a
+      :class:`~.limits.RedisLimitStore` shares them between workers).
     """
 
     def __init__(
@@ -97,6 +104,9 @@ class LLMMount:
         store: StreamStore | None = None,
         http_client: httpx.AsyncClient | None = None,
         on_complete: OnComplete | None = None,
+        authorize: Authorize | None = None,
+        limits: Limits | None = None,
+        limits_store: LimitStore | None = None,
     ) -> None:
         if provider is None:
             from .providers.scripted import Scripted
@@ -146,6 +156,11 @@ class LLMMount:
             timeouts=Timeouts(connect_timeout, first_token_timeout, idle_timeout, total_timeout),
             retry=RetryPolicy(retries=retries),
         )
+        # Every new stream and the listing routes pass here (see access.py).
+        self.access = Access(
+            authorize, Limiter(limits, limits_store) if limits is not None else None
+        )
+        install_redactor(self.relay)
         self._shutdown: anyio.Event | None = None
         self.router = Router(routes=self.routes())
 
@@ -164,6 +179,7 @@ class LLMMount:
 
         env = os.environ if environ is None else environ
         kwargs: dict[str, Any] = env_overrides(env)
+        kwargs.update(access_env_overrides(env))
         if "provider" not in overrides:
             kwargs["provider"] = provider_from_env(env)
         kwargs.update(overrides)
@@ -191,11 +207,13 @@ class LLMMount:
             finally:
                 self.shutdown_event().set()
         await self.store.aclose()
+        await self.access.aclose()
 
     async def aclose(self) -> None:
         """Close the mount's own HTTP client and store connections."""
         await self.pool.aclose()
         await self.store.aclose()
+        await self.access.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -244,7 +262,10 @@ class LLMMount:
         model = fields.get("model") or s.model
         if not model:
             raise RequestError("no model given and the mount has no default", code="model_required")
-        if s.models and model not in self.allowed_models():
+        # Only the listed models: a client must never pick a pricier model on the host's key.
+        # (No default and no list means the host left the choice to clients.)
+        allowed = self.allowed_models()
+        if allowed and model not in allowed:
             raise RequestError(f"model {model!r} is not available here", code="unknown_model")
         messages: tuple[Message, ...] = fields["messages"]
         if len(messages) > s.max_messages:
@@ -326,12 +347,19 @@ class LLMMount:
             raise RequestError(
                 "Last-Event-ID must look like '<stream_id>:<seq>'", code="invalid_last_event_id"
             ) from None
+        await self.access.principal(request)  # rejoining spends nothing, but needs a caller
         if not stream_id or not await self.store.exists(stream_id):
             raise NotFound("no such stream, or it has expired", code="stream_not_found")
         return ResumedStream(self, stream_id, after, NativeEncoder)
 
     async def _models(self, request: Request) -> Response:
-        return JSONResponse({"default": self.settings.model, "models": self.allowed_models()})
+        try:
+            principal = await self.access.principal(request)
+        except LLMSSEError as exc:
+            return error_response(exc)
+        models = [m for m in self.allowed_models() if principal.may_use(m)]
+        default = self.settings.model if self.settings.model in models else None
+        return JSONResponse({"default": default, "models": models})
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "provider": self.provider.name})

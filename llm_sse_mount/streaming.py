@@ -14,6 +14,7 @@ import httpx
 from sse_starlette.sse import EventSourceResponse, SendTimeoutError
 from starlette.types import Message, Receive, Scope, Send
 
+from .access import Admission
 from .errors import LLMSSEError
 from .events import Start
 from .formats.base import EncoderFactory
@@ -113,8 +114,20 @@ class NewStream:
         self.chat = chat
         self.encoder_factory = encoder_factory
         self.headers = dict(headers or {})
+        self.admission: Admission | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Admission (authorize, model, limits) for every format, before the upstream opens;
+        # the admission (a concurrency slot) is held until the stream is over.
+        try:
+            admission = await self.mount.access.admit(scope, receive, self.chat.model)
+        except LLMSSEError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        self.admission = admission
+        await admission.run(lambda: self._admitted(scope, receive, send))
+
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send) -> None:
         mount = self.mount
         # The lease keeps the mount's own client alive for the whole stream.
         async with mount.pool.lease() as client:
@@ -133,10 +146,11 @@ class NewStream:
         await store.create(stream_id)
         await store.append(stream_id, [Start(stream_id, opened.model)])
         logger.info(
-            "stream %s started: provider=%s model=%s",
+            "stream %s started: provider=%s model=%s principal=%s",
             stream_id,
             opened.provider.name,
             opened.model,
+            self.admission.principal.id if self.admission else None,
         )
         producer = Producer(
             stream_id=stream_id,
@@ -147,6 +161,7 @@ class NewStream:
             shutdown=mount.shutdown_event(),
             on_complete=mount.on_complete,
             secrets=mount.relay.secrets(),
+            on_usage=self.admission.on_usage if self.admission else None,
         )
         # Count this reader before the producer starts, so it is never seen as abandoned.
         async with anyio.create_task_group() as tg, store.reader(stream_id):

@@ -1,0 +1,453 @@
+"""Limits per principal: requests per period, concurrent streams, tokens per minute.
+
+::
+
+    Limiter(Limits(requests="60/minute", concurrent=2, tokens_per_minute=20_000))
+      .admit(key)  →  LimitLease      (or RateLimited, 429 with Retry-After)
+          tokens check   refused while the principal is over its token budget
+          requests hit   one request counted, refused past the rate
+          concurrency    a slot taken, refused when every slot is busy
+      lease.record_usage(usage)      tokens counted as the upstream reports them
+      lease.release()                the slot freed when the stream ends or its client leaves
+
+Requests and tokens use GCRA (the generic cell rate algorithm): one timestamp per key (the
+"theoretical arrival time"), so a full budget may be spent in a burst and then refills evenly,
+with an exact ``Retry-After``. Tokens are only known after the upstream spent them, so they
+are always counted (the budget can go into debt) and the next request waits until it is paid
+back.
+
+Two stores: :class:`MemoryLimitStore` (one process, the default) and :class:`RedisLimitStore`
+(several workers share one budget; every operation is one Lua script, atomic on the server and
+timed by the server's clock, and every key expires). Concurrency slots in Redis are leases
+that the holder refreshes, so a worker that dies cannot hold slots for longer than
+``slot_ttl``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+import anyio
+
+from .errors import ConfigError, LLMSSEError, RateLimited
+from .events import Usage
+
+if TYPE_CHECKING:
+    import redis.asyncio
+
+__all__ = [
+    "LimitLease",
+    "LimitStore",
+    "Limiter",
+    "Limits",
+    "MemoryLimitStore",
+    "Rate",
+    "RedisLimitStore",
+]
+
+logger = logging.getLogger("llm_sse_mount")
+
+GcraMode = Literal["check", "hit", "force"]
+
+_PERIODS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+}
+_RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d+\s*)?([a-z]+?)s?\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """``count`` events per ``period`` seconds. ``Rate.parse("60/minute")``."""
+
+    count: int
+    period: float
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not self.period > 0:
+            raise ConfigError("a rate needs a count of at least 1 and a positive period")
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """``"60/minute"``, ``"10/second"``, ``"1000/hour"``, ``"5/10s"``, ``"100 per day"``."""
+        match = _RATE.match(text.lower())
+        unit = _PERIODS.get(match.group(3)) if match else None
+        if match is None or unit is None:
+            raise ConfigError(
+                f"a rate looks like '60/minute' (second, minute, hour, day), got {text!r}"
+            )
+        return cls(int(match.group(1)), unit * int(match.group(2) or 1))
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.period:g}s"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one principal may spend. ``None`` switches a limit off.
+
+    - ``requests``: streams started per period (a :class:`Rate` or ``"60/minute"``);
+    - ``concurrent``: streams open at the same time;
+    - ``tokens_per_minute``: upstream tokens (prompt + completion, as the upstream reports
+      them) per minute; a request is refused while the budget is spent.
+    """
+
+    requests: Rate | str | None = None
+    concurrent: int | None = None
+    tokens_per_minute: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.requests, str):
+            object.__setattr__(self, "requests", Rate.parse(self.requests))
+        if self.concurrent is not None and self.concurrent < 1:
+            raise ConfigError("concurrent must be at least 1 (or None for no limit)")
+        if self.tokens_per_minute is not None and self.tokens_per_minute < 1:
+            raise ConfigError("tokens_per_minute must be at least 1 (or None for no limit)")
+
+    @property
+    def rate(self) -> Rate | None:
+        """``requests`` as a :class:`Rate` (strings are parsed on construction)."""
+        return self.requests if isinstance(self.requests, Rate) else None
+
+
+@runtime_checkable
+class LimitStore(Protocol):
+    """Where budgets live. Keys arrive already namespaced and hashed."""
+
+    async def gcra(self, key: str, rate: Rate, cost: int, mode: GcraMode) -> float:
+        """Charge ``cost`` against ``rate``; return the seconds to wait (0: allowed).
+
+        ``check`` only looks, ``hit`` stores the charge when allowed, ``force`` always stores
+        it (spent tokens cannot be refused)."""
+        ...
+
+    async def acquire(self, key: str, slot: str, limit: int, ttl: float) -> bool:
+        """Take a slot if fewer than ``limit`` are held; slots unrefreshed for ``ttl`` lapse."""
+        ...
+
+    async def refresh(self, key: str, slot: str, ttl: float) -> None: ...
+
+    async def release(self, key: str, slot: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class MemoryLimitStore:
+    """Budgets in this process (the default): exact, and gone on restart."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._tat: dict[str, float] = {}
+        self._slots: dict[str, dict[str, float]] = {}
+        self._calls = 0
+
+    async def gcra(self, key: str, rate: Rate, cost: int, mode: GcraMode) -> float:
+        now = self._clock()
+        self._prune(now)
+        tat = max(self._tat.get(key, now), now)
+        new_tat = tat + cost * rate.period / rate.count
+        wait = new_tat - now - rate.period
+        if mode == "force" or (mode == "hit" and wait <= 0):
+            self._tat[key] = new_tat
+        return max(0.0, wait)
+
+    async def acquire(self, key: str, slot: str, limit: int, ttl: float) -> bool:
+        now = self._clock()
+        held = self._slots.setdefault(key, {})
+        for stale in [s for s, expiry in held.items() if expiry <= now]:
+            del held[stale]
+        if len(held) >= limit:
+            return False
+        held[slot] = now + ttl
+        return True
+
+    async def refresh(self, key: str, slot: str, ttl: float) -> None:
+        held = self._slots.get(key)
+        if held is not None and slot in held:
+            held[slot] = self._clock() + ttl
+
+    async def release(self, key: str, slot: str) -> None:
+        held = self._slots.get(key)
+        if held is not None:
+            held.pop(slot, None)
+            if not held:
+                del self._slots[key]
+
+    def _prune(self, now: float) -> None:
+        # A budget whose arrival time has passed is full again: forgetting it changes nothing,
+        # and keeps one-off clients (anonymous addresses) from growing the dict forever.
+        self._calls += 1
+        if self._calls % 1024 == 0:
+            for key in [k for k, tat in self._tat.items() if tat <= now]:
+                del self._tat[key]
+
+    async def aclose(self) -> None:
+        return None
+
+
+# Times are the server's (TIME), so every worker agrees; milliseconds, as strings with three
+# decimals, because Lua numbers turned into Redis replies lose their fraction.
+_GCRA_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local period = tonumber(ARGV[1])
+local interval = period / tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + tonumber(ARGV[3]) * interval
+local wait = new_tat - now - period
+local mode = ARGV[4]
+if mode == 'force' or (mode == 'hit' and wait <= 0) then
+  local ttl = math.ceil(new_tat - now)
+  if ttl > 0 then
+    redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', ttl)
+  end
+end
+if wait < 0 then wait = 0 end
+return string.format('%.3f', wait)
+"""
+
+_ACQUIRE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+"""
+
+_REFRESH_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+if redis.call('ZADD', KEYS[1], 'XX', 'CH', now + ttl, ARGV[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return 1
+"""
+
+
+class RedisLimitStore:
+    """Budgets in Redis, shared by every worker that uses the same ``url`` and ``prefix``.
+
+    Needs the ``redis`` extra (``redis.asyncio``). The connection opens on first use, in the
+    event loop that serves requests. A Redis failure refuses the request (503
+    ``limits_unavailable``): limits fail closed, since they guard a paid key.
+    """
+
+    def __init__(
+        self, url: str = "redis://127.0.0.1:6379/0", *, client: redis.asyncio.Redis | None = None
+    ) -> None:
+        self.url = url
+        self._client = client
+        self._own_client = client is None
+        self._scripts: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        # The URL may carry a password (redis://:pw@host): show the host part only.
+        return f"RedisLimitStore({self.url.rpartition('@')[2]!r})"
+
+    def _script(self, name: str, source: str) -> Any:
+        if self._client is None:
+            import redis.asyncio
+
+            self._client = redis.asyncio.Redis.from_url(self.url)
+        if name not in self._scripts:
+            self._scripts[name] = self._client.register_script(source)
+        return self._scripts[name]
+
+    async def _run(self, name: str, source: str, key: str, *args: Any) -> Any:
+        try:
+            return await self._script(name, source)(keys=[key], args=list(args))
+        except Exception as exc:
+            if isinstance(exc, LLMSSEError):
+                raise
+            logger.warning("limits store failed: %s", type(exc).__name__)
+            raise LLMSSEError(
+                "the rate limiter is unavailable; try again shortly",
+                code="limits_unavailable",
+                status=503,
+                retryable=True,
+                retry_after=1,
+            ) from None
+
+    async def gcra(self, key: str, rate: Rate, cost: int, mode: GcraMode) -> float:
+        wait = await self._run("gcra", _GCRA_LUA, key, rate.period * 1000, rate.count, cost, mode)
+        return float(wait) / 1000
+
+    async def acquire(self, key: str, slot: str, limit: int, ttl: float) -> bool:
+        return bool(await self._run("acquire", _ACQUIRE_LUA, key, slot, limit, int(ttl * 1000)))
+
+    async def refresh(self, key: str, slot: str, ttl: float) -> None:
+        await self._run("refresh", _REFRESH_LUA, key, slot, int(ttl * 1000))
+
+    async def release(self, key: str, slot: str) -> None:
+        if self._client is None:
+            return
+        try:
+            await self._client.zrem(key, slot)
+        except Exception as exc:  # the slot lapses after slot_ttl anyway
+            logger.warning("limits store: could not release a slot: %s", type(exc).__name__)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        self._scripts.clear()
+        if client is not None and self._own_client:
+            await client.aclose()
+
+
+#: Tokens are budgeted per minute.
+_MINUTE = 60.0
+
+
+def _digest(text: str) -> str:
+    # Principal ids are the host's (maybe an e-mail address): keys carry a hash, not the id.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@dataclass(eq=False)
+class LimitLease:
+    """What an admitted stream holds: its concurrency slot and its token account."""
+
+    limiter: Limiter
+    key: str
+    limits: Limits
+    slot: str | None = None
+    _counted: int = field(default=0, init=False)
+    _released: bool = field(default=False, init=False)
+
+    async def record_usage(self, usage: Usage) -> None:
+        """Count the tokens of a usage report (reports are cumulative per stream: only the
+        growth since the last one is charged). Never raises: the stream goes on."""
+        tpm = self.limits.tokens_per_minute
+        grown = usage.total_tokens - self._counted
+        if tpm is None or grown <= 0:
+            return
+        self._counted = usage.total_tokens
+        try:
+            await self.limiter.store.gcra(
+                self.limiter.key("tokens", self.key), Rate(tpm, _MINUTE), grown, "force"
+            )
+        except Exception:
+            logger.warning("could not count %d tokens against a budget", grown, exc_info=True)
+
+    async def release(self) -> None:
+        """Free the concurrency slot (idempotent; shielded, bounded in time)."""
+        if self._released or self.slot is None:
+            self._released = True
+            return
+        self._released = True
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            await self.limiter.store.release(self.limiter.key("slots", self.key), self.slot)
+
+    async def hold(self, body: Callable[[], Awaitable[None]]) -> None:
+        """Run ``body`` (the whole stream) while keeping the slot alive; release it the moment
+        ``body`` returns, fails or is cancelled (the client went away)."""
+        failure: Exception | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._keep_alive)
+                try:
+                    await body()
+                except Exception as exc:  # re-raised below: a task group would wrap it
+                    failure = exc
+                tg.cancel_scope.cancel()
+        finally:
+            await self.release()
+        if failure is not None:
+            raise failure
+
+    async def _keep_alive(self) -> None:
+        """Refresh the slot's lease until cancelled (the Redis store lets unrefreshed slots
+        lapse, so a dead worker's slots come back)."""
+        if self.slot is None:
+            return
+        ttl = self.limiter.slot_ttl
+        while True:
+            await anyio.sleep(ttl / 3)
+            try:
+                await self.limiter.store.refresh(
+                    self.limiter.key("slots", self.key), self.slot, ttl
+                )
+            except Exception:
+                logger.warning("could not refresh a concurrency slot", exc_info=True)
+
+
+class Limiter:
+    """Applies :class:`Limits` per key (a principal's id, or the client's address).
+
+    ``store`` defaults to :class:`MemoryLimitStore`; pass a :class:`RedisLimitStore` so that
+    several workers share one budget. ``prefix`` namespaces the keys.
+    """
+
+    def __init__(
+        self,
+        limits: Limits,
+        store: LimitStore | None = None,
+        *,
+        prefix: str = "llm_sse:limits:",
+        slot_ttl: float = 30.0,
+    ) -> None:
+        self.limits = limits
+        self.store: LimitStore = store if store is not None else MemoryLimitStore()
+        self.prefix = prefix
+        self.slot_ttl = slot_ttl
+
+    def __repr__(self) -> str:
+        return f"Limiter({self.limits!r}, store={self.store!r})"
+
+    def key(self, kind: str, who: str) -> str:
+        return f"{self.prefix}{kind}:{_digest(who)}"
+
+    async def admit(self, who: str, limits: Limits | None = None) -> LimitLease:
+        """Admit one stream for ``who`` or raise :class:`RateLimited` (or a 503 when the store
+        is down). ``limits`` overrides the limiter's own for this principal."""
+        lim = limits if limits is not None else self.limits
+        if lim.tokens_per_minute is not None:
+            wait = await self.store.gcra(
+                self.key("tokens", who), Rate(lim.tokens_per_minute, _MINUTE), 1, "check"
+            )
+            if wait > 0:
+                raise RateLimited(
+                    f"token budget spent ({lim.tokens_per_minute} per minute)",
+                    retry_after=wait,
+                )
+        if lim.rate is not None:
+            wait = await self.store.gcra(self.key("requests", who), lim.rate, 1, "hit")
+            if wait > 0:
+                raise RateLimited(
+                    f"too many requests (at most {lim.rate.count} per {lim.rate.period:g} s)",
+                    retry_after=wait,
+                )
+        lease = LimitLease(self, who, lim)
+        if lim.concurrent is not None:
+            slot = secrets.token_hex(8)
+            if not await self.store.acquire(
+                self.key("slots", who), slot, lim.concurrent, self.slot_ttl
+            ):
+                # Nobody knows when a stream ends; a second is short enough to feel prompt.
+                raise RateLimited(
+                    f"too many streams at once (at most {lim.concurrent})", retry_after=1
+                )
+            lease.slot = slot
+        return lease
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
