@@ -276,6 +276,11 @@ class Admission:
         else:
             await self.lease.hold(body)
 
+    async def release(self) -> None:
+        """Free the held limits now (idempotent; also done when ``run`` returns)."""
+        if self.lease is not None:
+            await self.lease.release()
+
     async def on_usage(self, usage: Usage) -> None:
         """The relay's usage hook: counts tokens against the principal's budget."""
         if self.lease is not None:

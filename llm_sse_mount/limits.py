@@ -56,6 +56,9 @@ logger = logging.getLogger("llm_sse_mount")
 
 GcraMode = Literal["check", "hit", "force"]
 
+#: Seconds of rounding error forgiven when a budget is exactly full.
+_EPSILON = 1e-6
+
 _PERIODS = {
     "s": 1.0,
     "sec": 1.0,
@@ -159,12 +162,15 @@ class MemoryLimitStore:
     async def gcra(self, key: str, rate: Rate, cost: int, mode: GcraMode) -> float:
         now = self._clock()
         self._prune(now)
-        tat = max(self._tat.get(key, now), now)
-        new_tat = tat + cost * rate.period / rate.count
-        wait = new_tat - now - rate.period
-        if mode == "force" or (mode == "hit" and wait <= 0):
-            self._tat[key] = new_tat
-        return max(0.0, wait)
+        debt = max(self._tat.get(key, now) - now, 0.0)
+        after = debt + cost * rate.period / rate.count
+        # Rounding must not refuse the last request of a full burst (60/7 * 7 > 60).
+        wait = after - rate.period
+        if wait <= _EPSILON:
+            wait = 0.0
+        if mode == "force" or (mode == "hit" and wait == 0):
+            self._tat[key] = now + after
+        return wait
 
     async def acquire(self, key: str, slot: str, limit: int, ttl: float) -> bool:
         now = self._clock()
@@ -207,18 +213,18 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local period = tonumber(ARGV[1])
 local interval = period / tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local new_tat = tat + tonumber(ARGV[3]) * interval
-local wait = new_tat - now - period
+local debt = (tonumber(redis.call('GET', KEYS[1])) or now) - now
+if debt < 0 then debt = 0 end
+local after = debt + tonumber(ARGV[3]) * interval
+local wait = after - period
+if wait <= 0.01 then wait = 0 end
 local mode = ARGV[4]
-if mode == 'force' or (mode == 'hit' and wait <= 0) then
-  local ttl = math.ceil(new_tat - now)
+if mode == 'force' or (mode == 'hit' and wait == 0) then
+  local ttl = math.ceil(after)
   if ttl > 0 then
-    redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', ttl)
+    redis.call('SET', KEYS[1], string.format('%.3f', now + after), 'PX', ttl)
   end
 end
-if wait < 0 then wait = 0 end
 return string.format('%.3f', wait)
 """
 
@@ -247,15 +253,21 @@ return 1
 class RedisLimitStore:
     """Budgets in Redis, shared by every worker that uses the same ``url`` and ``prefix``.
 
-    Needs the ``redis`` extra (``redis.asyncio``). The connection opens on first use, in the
-    event loop that serves requests. A Redis failure refuses the request (503
-    ``limits_unavailable``): limits fail closed, since they guard a paid key.
+    ``prefix`` namespaces the keys. Needs the ``redis`` extra (``redis.asyncio``). The
+    connection opens on first use, in the event loop that serves requests. A Redis failure
+    refuses the request (503 ``limits_unavailable``): limits fail closed, since they guard
+    a paid key.
     """
 
     def __init__(
-        self, url: str = "redis://127.0.0.1:6379/0", *, client: redis.asyncio.Redis | None = None
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "llm_sse:limits:",
+        client: redis.asyncio.Redis | None = None,
     ) -> None:
         self.url = url
+        self.prefix = prefix
         self._client = client
         self._own_client = client is None
         self._scripts: dict[str, Any] = {}
@@ -275,7 +287,8 @@ class RedisLimitStore:
 
     async def _run(self, name: str, source: str, key: str, *args: Any) -> Any:
         try:
-            return await self._script(name, source)(keys=[key], args=list(args))
+            script = self._script(name, source)
+            return await script(keys=[self.prefix + key], args=list(args))
         except Exception as exc:
             if isinstance(exc, LLMSSEError):
                 raise
@@ -302,7 +315,7 @@ class RedisLimitStore:
         if self._client is None:
             return
         try:
-            await self._client.zrem(key, slot)
+            await self._client.zrem(self.prefix + key, slot)
         except Exception as exc:  # the slot lapses after slot_ttl anyway
             logger.warning("limits store: could not release a slot: %s", type(exc).__name__)
 
@@ -394,7 +407,7 @@ class Limiter:
     """Applies :class:`Limits` per key (a principal's id, or the client's address).
 
     ``store`` defaults to :class:`MemoryLimitStore`; pass a :class:`RedisLimitStore` so that
-    several workers share one budget. ``prefix`` namespaces the keys.
+    several workers share one budget.
     """
 
     def __init__(
@@ -402,19 +415,17 @@ class Limiter:
         limits: Limits,
         store: LimitStore | None = None,
         *,
-        prefix: str = "llm_sse:limits:",
         slot_ttl: float = 30.0,
     ) -> None:
         self.limits = limits
         self.store: LimitStore = store if store is not None else MemoryLimitStore()
-        self.prefix = prefix
         self.slot_ttl = slot_ttl
 
     def __repr__(self) -> str:
         return f"Limiter({self.limits!r}, store={self.store!r})"
 
     def key(self, kind: str, who: str) -> str:
-        return f"{self.prefix}{kind}:{_digest(who)}"
+        return f"{kind}:{_digest(who)}"
 
     async def admit(self, who: str, limits: Limits | None = None) -> LimitLease:
         """Admit one stream for ``who`` or raise :class:`RateLimited` (or a 503 when the store

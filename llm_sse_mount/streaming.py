@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 import anyio
@@ -16,7 +16,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from .access import Admission
 from .errors import LLMSSEError
-from .events import Start
+from .events import Done, Start
 from .formats.base import EncoderFactory
 from .http_errors import error_response
 from .relay import Opened, Producer
@@ -40,10 +40,19 @@ def new_stream_id() -> str:
 
 
 async def _frames(
-    mount: LLMMount, stream_id: str, after: int, encoder_factory: EncoderFactory, model: str
+    mount: LLMMount,
+    stream_id: str,
+    after: int,
+    encoder_factory: EncoderFactory,
+    model: str,
+    before_done: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[bytes]:
     encoder = encoder_factory(stream_id, model)
     async for batch in mount.store.read(stream_id, after):
+        if before_done is not None and batch and isinstance(batch[-1][1], Done):
+            # Free the admission (a concurrency slot) before the client can see the end: a
+            # client that starts its next stream on `done` must find its slot free.
+            await before_done()
         data = encoder.encode(batch)
         if data:
             yield data
@@ -166,7 +175,8 @@ class NewStream:
         # Count this reader before the producer starts, so it is never seen as abandoned.
         async with anyio.create_task_group() as tg, store.reader(stream_id):
             tg.start_soon(producer.run)
-            body = _frames(mount, stream_id, -1, self.encoder_factory, opened.model)
+            release = self.admission.release if self.admission else None
+            body = _frames(mount, stream_id, -1, self.encoder_factory, opened.model, release)
             await _serve(_event_source(mount, body, self.headers), scope, receive, send)
 
 

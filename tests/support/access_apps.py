@@ -27,8 +27,10 @@ def quick_mount(provider: Any = None, **kwargs: Any) -> LLMMount:
 
 
 def host_app(mount: LLMMount, middleware: Sequence[Middleware] = ()) -> Starlette:
-    """A host app with the mount at ``/llm``."""
-    return Starlette(routes=[Mount("/llm", app=mount)], middleware=list(middleware))
+    """A host app with the mount at ``/llm`` (and its lifespan, which closes its stores)."""
+    return Starlette(
+        routes=[Mount("/llm", app=mount)], middleware=list(middleware), lifespan=mount.lifespan
+    )
 
 
 def events_of(response: httpx.Response) -> list[tuple[str, Any]]:
