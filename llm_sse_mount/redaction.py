@@ -3,8 +3,11 @@ secret of every live mount (upstream API keys, the Zhipu signing secret) with ``
 
 The code already keeps secrets out of messages (providers' ``repr``, redacted upstream error
 messages); this filter catches what a future log line or a traceback might let through. It is
-installed once on the ``llm_sse_mount`` logger (every module of the package logs there) and
-holds its mounts weakly, so a mount that is dropped stops being consulted.
+installed once on the ``llm_sse_mount`` logger (every module of the package logs there) and on
+the httpx/httpcore loggers that see upstream traffic (httpcore logs response headers at DEBUG,
+and an upstream or proxy may echo a key there). A filter on a logger only sees that logger's own
+records, hence the list of exact names. It holds its mounts weakly, so a mount that is dropped
+stops being consulted.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ from typing import Protocol
 
 __all__ = ["SecretRedactor", "install_redactor", "redact"]
 
-LOGGER_NAME = "llm_sse_mount"
+LOGGER_NAMES = (
+    "llm_sse_mount",
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+)
 MASK = "***"
 
 
@@ -64,14 +74,12 @@ class SecretRedactor(logging.Filter):
         return True
 
 
-def install_redactor(source: HasSecrets, logger_name: str = LOGGER_NAME) -> SecretRedactor:
-    """Register ``source``'s secrets with the redactor on ``logger_name`` (added once)."""
-    logger = logging.getLogger(logger_name)
-    for existing in logger.filters:
-        if isinstance(existing, SecretRedactor):
-            existing.add(source)
-            return existing
-    redactor = SecretRedactor()
-    redactor.add(source)
-    logger.addFilter(redactor)
-    return redactor
+def install_redactor(source: HasSecrets, logger_names: Iterable[str] = LOGGER_NAMES) -> None:
+    """Register ``source``'s secrets with the redactor of each logger (added once per logger)."""
+    for name in logger_names:
+        logger = logging.getLogger(name)
+        redactor = next((f for f in logger.filters if isinstance(f, SecretRedactor)), None)
+        if redactor is None:
+            redactor = SecretRedactor()
+            logger.addFilter(redactor)
+        redactor.add(source)
