@@ -489,13 +489,13 @@ def test_from_env_keyword_overrides_win() -> None:
 ORIGIN = "https://app.example"
 
 
-def cors_app(mount: LLMMount) -> Any:
+def cors_app(mount: LLMMount, origin: str = ORIGIN) -> Any:
     return host_app(
         mount,
         middleware=[
             Middleware(
                 CORSMiddleware,
-                allow_origins=[ORIGIN],
+                allow_origins=[origin],
                 allow_methods=["GET", "POST"],
                 allow_headers=["authorization", "content-type", "last-event-id"],
                 expose_headers=["retry-after"],
@@ -541,3 +541,63 @@ def test_cors_headers_on_a_live_stream_and_on_errors(serve_app: Serve) -> None:
     # A browser can only read the error (and Retry-After) if the error carries CORS headers too.
     assert denied.headers["access-control-allow-origin"] == ORIGIN
     assert denied.headers["access-control-expose-headers"].lower() == "retry-after"
+
+
+PAGE_SCRIPT = """
+async ([api, blocked]) => {
+  const chat = JSON.stringify({messages: [{role: "user", content: "hi"}]});
+  const json = {"Content-Type": "application/json"};
+  // Authorization + JSON: not a simple request, so the browser sends a preflight first.
+  const ok = await fetch(api + "/llm/chat", {method: "POST", body: chat,
+                        headers: {...json, "Authorization": "Bearer tok-alice"}});
+  const text = await ok.text();
+  const denied = await fetch(api + "/llm/chat", {method: "POST", body: chat, headers: json});
+  const deniedBody = await denied.json();
+  const es = await new Promise((resolve) => {
+    const source = new EventSource(api + "/llm/chat?prompt=hi&access_token=tok-alice");
+    let out = "";
+    source.addEventListener("delta", (e) => { out += JSON.parse(e.data).text; });
+    source.addEventListener("done", () => { source.close(); resolve(out); });
+    source.onerror = () => { source.close(); resolve("error"); };
+  });
+  let blockedResult = "read";
+  try {
+    await fetch(blocked + "/llm/chat", {method: "POST", body: chat,
+                headers: {...json, "Authorization": "Bearer tok-alice"}});
+  } catch (e) {
+    blockedResult = e.name;
+  }
+  return {status: ok.status, text, deniedStatus: denied.status, deniedBody, es, blockedResult};
+}
+"""
+
+
+@pytest.mark.browser
+def test_page_on_another_origin_streams_through_cors_in_chromium(
+    serve_app: Serve, chromium_path: str
+) -> None:
+    from playwright.sync_api import sync_playwright
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    async def page(request: Request) -> HTMLResponse:
+        return HTMLResponse("<!doctype html><title>other origin</title>")
+
+    page_url = serve_app(Starlette(routes=[Route("/", page)])).url
+    api = serve_app(cors_app(quick_mount(authorize=TOKENS), origin=page_url)).url
+    blocked = serve_app(cors_app(quick_mount(authorize=TOKENS), origin=ORIGIN)).url
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=["--no-sandbox"])
+        try:
+            tab = browser.new_page()
+            tab.goto(page_url + "/")
+            result = tab.evaluate(PAGE_SCRIPT, [api, blocked])
+        finally:
+            browser.close()
+    assert result["status"] == 200
+    assert "event: done" in result["text"]
+    assert result["deniedStatus"] == 401
+    assert result["deniedBody"]["error"]["code"] == "unauthorized"
+    assert result["es"] == "Hello there"
+    assert result["blockedResult"] == "TypeError"  # the browser refused the response
