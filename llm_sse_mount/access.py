@@ -38,6 +38,7 @@ from starlette.types import Receive, Scope
 from .errors import ConfigError, Forbidden, LLMSSEError, RateLimited, RequestError, Unauthorized
 from .events import Usage
 from .limits import Limiter, LimitLease, Limits, LimitStore, Rate, RedisLimitStore
+from .request import ChatRequest
 
 __all__ = [
     "Access",
@@ -255,6 +256,12 @@ def _from_http_exception(exc: HTTPException) -> LLMSSEError:
     return LLMSSEError("the access check failed", code="access_check_failed", status=500)
 
 
+def estimate_tokens(chat: ChatRequest) -> int:
+    """A rough prompt size in tokens (four characters each; CJK text runs nearer one per
+    character, so this errs low), charged up front against a token budget."""
+    return max(1, -(-chat.total_chars // 4))
+
+
 def _client_address(scope: Scope) -> str:
     # Behind a proxy this is the proxy, unless the server trusts its forwarding headers
     # (uvicorn --proxy-headers --forwarded-allow-ips=...): that is the host's call, not ours.
@@ -321,14 +328,16 @@ class Access:
             raise LLMSSEError("the access check failed", code="access_check_failed", status=500)
         return principal
 
-    async def admit(self, scope: Scope, receive: Receive, model: str) -> Admission:
-        """Authorize the caller for ``model`` and take its limits, before the upstream opens."""
+    async def admit(self, scope: Scope, receive: Receive, chat: ChatRequest) -> Admission:
+        """Authorize the caller for ``chat`` and take its limits, before the upstream opens."""
         principal = await self.principal(Request(scope, receive))
-        if not principal.may_use(model):
-            raise Forbidden(f"model {model!r} is not available to you", code="model_forbidden")
+        if not principal.may_use(chat.model):
+            raise Forbidden(f"model {chat.model!r} is not available to you", code="model_forbidden")
         lease = None
         if self.limiter is not None:
-            lease = await self.limiter.admit(principal.id, principal.limits)
+            lease = await self.limiter.admit(
+                principal.id, principal.limits, prompt_tokens=estimate_tokens(chat)
+            )
         return Admission(principal, lease)
 
     async def aclose(self) -> None:

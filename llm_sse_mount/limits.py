@@ -427,9 +427,14 @@ class Limiter:
     def key(self, kind: str, who: str) -> str:
         return f"{kind}:{_digest(who)}"
 
-    async def admit(self, who: str, limits: Limits | None = None) -> LimitLease:
+    async def admit(
+        self, who: str, limits: Limits | None = None, *, prompt_tokens: int = 0
+    ) -> LimitLease:
         """Admit one stream for ``who`` or raise :class:`RateLimited` (or a 503 when the store
-        is down). ``limits`` overrides the limiter's own for this principal."""
+        is down). ``limits`` overrides the limiter's own for this principal.
+
+        ``prompt_tokens`` (an estimate) is charged at once: the upstream bills the prompt even
+        if the client leaves before any usage report, which would otherwise cost nothing."""
         lim = limits if limits is not None else self.limits
         if lim.tokens_per_minute is not None:
             wait = await self.store.gcra(
@@ -458,6 +463,14 @@ class Limiter:
                     f"too many streams at once (at most {lim.concurrent})", retry_after=1
                 )
             lease.slot = slot
+        if lim.tokens_per_minute is not None and prompt_tokens > 0:
+            await self.store.gcra(
+                self.key("tokens", who),
+                Rate(lim.tokens_per_minute, _MINUTE),
+                prompt_tokens,
+                "force",
+            )
+            lease._counted = prompt_tokens  # usage reports are charged beyond this
         return lease
 
     async def aclose(self) -> None:

@@ -129,7 +129,7 @@ class NewStream:
         # Admission (authorize, model, limits) for every format, before the upstream opens;
         # the admission (a concurrency slot) is held until the stream is over.
         try:
-            admission = await self.mount.access.admit(scope, receive, self.chat.model)
+            admission = await self.mount.access.admit(scope, receive, self.chat)
         except LLMSSEError as exc:
             await error_response(exc)(scope, receive, send)
             return
