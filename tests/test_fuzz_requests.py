@@ -123,13 +123,16 @@ headers = st.fixed_dictionaries(
         "last-event-id": printable,
         "x-forwarded-for": printable,
     },
+).map(
+    # HTTP forbids leading/trailing whitespace in a header value; httpx refuses to send it.
+    lambda h: {k: v.strip() for k, v in h.items()}
 )
 query = st.dictionaries(
     st.sampled_from(["prompt", "model", "system", "last_event_id", "access_token", "after", "zz"]),
     st.one_of(st.text(st.characters(exclude_categories=("Cs",)), max_size=30), st.just(TOKEN)),
     max_size=4,
 )
-stream_ids = st.text("abcXYZ019-_:.", min_size=1, max_size=20)
+stream_ids = st.text("abcXYZ019-_:", min_size=1, max_size=20)  # no "." (dot segments)
 requests = st.one_of(
     st.tuples(st.just("POST"), st.just("/llm/chat"), raw_body, headers, query),
     st.tuples(st.just("GET"), st.just("/llm/chat"), st.just(b""), headers, query),
@@ -193,7 +196,7 @@ def test_fuzzed_requests_get_a_stream_or_a_known_error_never_a_5xx_or_a_hang() -
     with serve(host_app(mount)) as server, httpx.Client(base_url=server.url, timeout=5) as client:
 
         @settings(
-            max_examples=150,
+            max_examples=300,
             deadline=None,
             database=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -203,6 +206,7 @@ def test_fuzzed_requests_get_a_stream_or_a_known_error_never_a_5xx_or_a_hang() -
         # it); nesting deeper than the interpreter's recursion limit raised RecursionError.
         @example(("POST", "/llm/chat", LONE_SURROGATE, AUTH, {}))
         @example(("POST", "/llm/chat", b"[" * 3000, AUTH, {}))
+        @example(("POST", "/llm/chat", b'{"messages": [{"role": [], "content": ""}]}', AUTH, {}))
         @example(
             ("POST", "/llm/chat", b'{"messages": ' + b"[" * 1500 + b"]" * 1500 + b"}", AUTH, {})
         )
