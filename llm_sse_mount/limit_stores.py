@@ -160,8 +160,9 @@ return 1
 class RedisLimitStore:
     """Budgets in Redis, shared by every worker that uses the same ``url`` and ``prefix``.
 
-    ``prefix`` namespaces the keys. Needs the ``redis`` extra (``redis.asyncio``). The
-    connection opens on first use, in the event loop that serves requests. A Redis failure
+    ``prefix`` namespaces the keys; ``timeout`` bounds every Redis call (seconds). Needs the
+    ``redis`` extra (``redis.asyncio``). The connection opens on first use, in the event loop
+    that serves requests. A Redis failure (or a Redis that does not answer within ``timeout``)
     refuses the request (503 ``limits_unavailable``): limits fail closed, since they guard
     a paid key.
     """
@@ -172,9 +173,11 @@ class RedisLimitStore:
         *,
         prefix: str = "llm_sse:limits:",
         client: redis.asyncio.Redis | None = None,
+        timeout: float = 2.0,
     ) -> None:
         self.url = url
         self.prefix = prefix
+        self.timeout = timeout
         self._client = client
         self._own_client = client is None
         self._scripts: dict[str, Any] = {}
@@ -187,7 +190,10 @@ class RedisLimitStore:
         if self._client is None:
             import redis.asyncio
 
-            self._client = redis.asyncio.Redis.from_url(self.url)
+            # Bounded waits: a Redis that hangs must refuse requests (503), not hang them.
+            self._client = redis.asyncio.Redis.from_url(
+                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
+            )
         if name not in self._scripts:
             self._scripts[name] = self._client.register_script(source)
         return self._scripts[name]

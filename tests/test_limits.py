@@ -253,6 +253,24 @@ async def test_redis_down_refuses_with_503() -> None:
     await limiter.aclose()
 
 
+@pytest.mark.anyio
+async def test_redis_that_never_answers_refuses_within_the_timeout() -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (backlog), never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        store = RedisLimitStore(f"redis://127.0.0.1:{port}/0", timeout=0.3)
+        limiter = Limiter(Limits(requests=Rate(10, 60)), store)
+        started = anyio.current_time()
+        with pytest.raises(LLMSSEError) as failed:
+            await limiter.admit("a")
+        assert failed.value.code == "limits_unavailable"
+        assert anyio.current_time() - started < 2.0
+        await limiter.aclose()
+
+
 def test_redis_store_repr_hides_the_password() -> None:
     assert "hunter2" not in repr(RedisLimitStore("redis://:hunter2@cache:6379/0"))
 
