@@ -166,6 +166,9 @@ class LimitLease:
     async def hold(self, body: Callable[[], Awaitable[None]]) -> None:
         """Run ``body`` (the whole stream) while keeping the slot alive; release it the moment
         ``body`` returns, fails or is cancelled (the client went away)."""
+        if self.slot is None:  # nothing to keep alive: no task group needed
+            await body()
+            return
         failure: Exception | None = None
         try:
             async with anyio.create_task_group() as tg:

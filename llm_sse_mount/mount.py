@@ -157,9 +157,8 @@ class LLMMount:
             retry=RetryPolicy(retries=retries),
         )
         # Every new stream and the listing routes pass here (see access.py).
-        self.access = Access(
-            authorize, Limiter(limits, limits_store) if limits is not None else None
-        )
+        # A limiter even without mount-wide limits: a Principal may carry its own.
+        self.access = Access(authorize, Limiter(limits or Limits(), limits_store))
         install_redactor(self.relay)
         self._shutdown: anyio.Event | None = None
         self.router = Router(routes=self.routes())

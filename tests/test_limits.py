@@ -398,6 +398,15 @@ def test_principal_limits_through_the_mount(serve_app: Serve) -> None:
     assert httpx.post(url, json=CHAT, headers={"Authorization": "Bearer t-paid"}).status_code == 200
 
 
+def test_principal_limits_apply_without_mount_limits(serve_app: Serve) -> None:
+    tokens = BearerTokens({"t": Principal("trial", limits=Limits(requests="1/hour"))})
+    mount = LLMMount(provider=Scripted(pace=0, answer="Hi", reasoning=""), authorize=tokens)
+    url = serve_app(host_app(mount)).url + "/llm/chat"
+    auth = {"Authorization": "Bearer t"}
+    assert httpx.post(url, json=CHAT, headers=auth).status_code == 200
+    assert httpx.post(url, json=CHAT, headers=auth).status_code == 429
+
+
 def test_refused_models_spend_no_budget(serve_app: Serve) -> None:
     tokens = BearerTokens({"t": Principal("alice", models={"scripted-1"})})
     limits = Limits(requests="1/hour")
