@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -21,6 +22,9 @@ def error_response(exc: LLMSSEError, headers: dict[str, str] | None = None) -> J
     elif exc.status == 429:
         out["Retry-After"] = "1"
     out["Cache-Control"] = "no-store"
+    if exc.status == 401:
+        # RFC 9110: a 401 says how to authenticate (access.BearerTokens sets a precise one).
+        out.setdefault("WWW-Authenticate", getattr(exc, "challenge", 'Bearer realm="llm"'))
     return JSONResponse(
         {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status, headers=out
     )
@@ -47,6 +51,36 @@ async def read_json_body(request: Request, limit: int) -> Any:
     if not body.strip():
         raise RequestError("the request body is empty; send a JSON object", code="invalid_json")
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: "[[[[..." nested deeper than the interpreter allows.
         raise RequestError("the request body is not valid JSON", code="invalid_json") from None
+    if _SURROGATE_ESCAPE.search(body) and _has_lone_surrogate(value):
+        # JSON may escape half a UTF-16 pair ("\ud800"); such a string cannot be encoded as
+        # UTF-8 again, so it would crash the upstream request or the stream mid-way (found by
+        # tests/test_fuzz_requests.py).
+        raise RequestError(
+            "the request body contains an unpaired UTF-16 surrogate escape", code="invalid_json"
+        )
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: Any, depth: int = 0) -> bool:
+    if depth > 200:  # no client protocol nests this deep; refuse rather than recurse further
+        return True
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(
+            _has_lone_surrogate(k) or _has_lone_surrogate(v, depth + 1) for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v, depth + 1) for v in value)
+    return False

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
+from .access import Access, Authorize, access_env_overrides
 from .errors import ConfigError, LLMSSEError, NotFound, RequestError
 from .formats.aisdk import ai_sdk_chat_endpoint
 from .formats.base import EncoderFactory
@@ -23,7 +24,9 @@ from .formats.openai_routes import openai_routes
 from .formats.text import TextEncoder
 from .http_client import ClientPool
 from .http_errors import error_response, read_json_body
+from .limits import Limiter, Limits, LimitStore
 from .providers.base import Provider
+from .redaction import install_redactor
 from .relay import OnComplete, Relay, RetryPolicy, Timeouts
 from .request import ChatRequest, Message, parse_native_body
 from .settings import CLIENT_PARAMS, MountSettings, env_overrides
@@ -79,6 +82,10 @@ class LLMMount:
       :class:`~.store.redis.RedisStore` (several workers). See ``docs/resume.md``.
     - ``http_client``: an ``httpx.AsyncClient`` of the host's for every provider without one.
     - ``on_complete``: called once per stream with a :class:`~.relay.CompletionRecord`.
+    - ``authorize``: who may use the mount (see :mod:`.access`; default: anyone).
+      ``limits``: :class:`~.limits.Limits` per principal (default: none);
+      ``limits_store``: where budgets live (default: memory; a
+      :class:`~.limits.RedisLimitStore` shares them between workers).
     """
 
     def __init__(
@@ -107,6 +114,9 @@ class LLMMount:
         store: StreamStore | None = None,
         http_client: httpx.AsyncClient | None = None,
         on_complete: OnComplete | None = None,
+        authorize: Authorize | None = None,
+        limits: Limits | None = None,
+        limits_store: LimitStore | None = None,
     ) -> None:
         if provider is None:
             from .providers.scripted import Scripted
@@ -156,6 +166,10 @@ class LLMMount:
             timeouts=Timeouts(connect_timeout, first_token_timeout, idle_timeout, total_timeout),
             retry=RetryPolicy(retries=retries),
         )
+        # Every new stream and the listing routes pass here (see access.py).
+        # A limiter even without mount-wide limits: a Principal may carry its own.
+        self.access = Access(authorize, Limiter(limits or Limits(), limits_store))
+        install_redactor(self.relay)
         self._shutdown: ShutdownSignal | None = None
         self.router = Router(routes=self.routes())
 
@@ -177,6 +191,7 @@ class LLMMount:
 
         env = os.environ if environ is None else environ
         kwargs: dict[str, Any] = env_overrides(env)
+        kwargs.update(access_env_overrides(env))
         if "provider" not in overrides:
             kwargs["provider"] = provider_from_env(env)
         if "store" not in overrides:
@@ -207,11 +222,13 @@ class LLMMount:
             finally:
                 self.shutdown_event().set()
         await self.store.aclose()
+        await self.access.aclose()
 
     async def aclose(self) -> None:
         """Close the mount's own HTTP client and store connections."""
         await self.pool.aclose()
         await self.store.aclose()
+        await self.access.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -263,7 +280,10 @@ class LLMMount:
         model = fields.get("model") or s.model
         if not model:
             raise RequestError("no model given and the mount has no default", code="model_required")
-        if s.models and model not in self.allowed_models():
+        # Only the listed models: a client must never pick a pricier model on the host's key.
+        # (No default and no list means the host left the choice to clients.)
+        allowed = self.allowed_models()
+        if allowed and model not in allowed:
             raise RequestError(f"model {model!r} is not available here", code="unknown_model")
         messages: tuple[Message, ...] = fields["messages"]
         if len(messages) > s.max_messages:
@@ -368,6 +388,7 @@ class LLMMount:
             raise RequestError(
                 "Last-Event-ID must look like '<stream_id>:<seq>'", code="invalid_last_event_id"
             ) from None
+        await self.access.principal(request)  # rejoining spends nothing, but needs a caller
         # Ids are ours (token_urlsafe): anything else cannot exist, and must not reach a store
         # key built from it.
         valid = _STREAM_ID.fullmatch(stream_id) is not None
@@ -379,7 +400,13 @@ class LLMMount:
         return ResumedStream(self, stream_id, max(after, -1), encoder, RECONNECT_MS)
 
     async def _models(self, request: Request) -> Response:
-        return JSONResponse({"default": self.settings.model, "models": self.allowed_models()})
+        try:
+            principal = await self.access.principal(request)
+        except LLMSSEError as exc:
+            return error_response(exc)
+        models = [m for m in self.allowed_models() if principal.may_use(m)]
+        default = self.settings.model if self.settings.model in models else None
+        return JSONResponse({"default": default, "models": models})
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "provider": self.provider.name})

@@ -193,6 +193,7 @@ class Producer:
         shutdown: ShutdownSignal,
         on_complete: OnComplete | None = None,
         secrets: Sequence[str] = (),
+        on_usage: Callable[[Usage], Awaitable[None]] | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.opened = opened
@@ -201,6 +202,8 @@ class Producer:
         self.shutdown = shutdown
         self.on_complete = on_complete
         self.secrets = tuple(secrets)
+        # Access control's hook (tokens per minute): sees each usage report as it streams.
+        self.on_usage = on_usage
         self._finish: FinishReason | None = None
         self._usage: Usage | None = None
         self._first_token_at: float | None = None
@@ -271,6 +274,8 @@ class Producer:
                     self._first_token_at = time.monotonic()
                 if type(event) is Usage:
                     self._usage = event
+                    if self.on_usage is not None:
+                        await self.on_usage(event)
                 scope.deadline = min(now() + idle, total_deadline)
                 await store.append(sid, (event,))
                 self._frames += 1

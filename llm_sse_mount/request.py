@@ -133,7 +133,9 @@ def parse_messages(value: Any) -> tuple[Message, ...]:
         msg = _expect_mapping(raw, where)
         _check_keys(msg, _MESSAGE_KEYS, where)
         role = msg.get("role")
-        if role not in ROLES:
+        # isinstance first: a list or object is unhashable, and `in` a frozenset would raise
+        # TypeError (a 500; found by tests/test_fuzz_requests.py).
+        if not isinstance(role, str) or role not in ROLES:
             raise _fail("invalid_role", f"{where}.role must be one of {sorted(ROLES)}")
         name = msg.get("name")
         tool_call_id = msg.get("tool_call_id")

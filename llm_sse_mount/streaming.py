@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, cast
 
 import anyio
@@ -16,8 +16,9 @@ from sse_starlette.sse import EventSourceResponse, SendTimeoutError
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from .access import Admission
 from .errors import LLMSSEError
-from .events import Start
+from .events import Done, Start
 from .formats.base import EncoderFactory
 from .http_errors import error_response
 from .relay import CompletionRecord, Opened, Producer, report
@@ -53,11 +54,16 @@ async def _frames(
     encoder_factory: EncoderFactory,
     model: str,
     retry: int | None = None,
+    before_done: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[bytes]:
     encoder = encoder_factory(stream_id, model)
     # A field line of the first frame's own block, so every frame keeps its id/event/data.
     head = b"" if retry is None else b"retry: %d\n" % retry
     async for batch in mount.store.read(stream_id, after):
+        if before_done is not None and batch and isinstance(batch[-1][1], Done):
+            # Free the admission (a concurrency slot) before the client can see the end: a
+            # client that starts its next stream on `done` must find its slot free.
+            await before_done()
         data = encoder.encode(batch)
         if data:
             yield head + data
@@ -146,8 +152,20 @@ class NewStream:
         self.encoder_factory = encoder_factory
         self.headers = dict(headers or {})
         self.retry = retry
+        self.admission: Admission | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Admission (authorize, model, limits) for every format, before the upstream opens;
+        # the admission (a concurrency slot) is held until the stream is over.
+        try:
+            admission = await self.mount.access.admit(scope, receive, self.chat)
+        except LLMSSEError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        self.admission = admission
+        await admission.run(lambda: self._admitted(scope, receive, send))
+
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send) -> None:
         mount = self.mount
         # The lease keeps the mount's own client alive for the whole stream.
         stream_id = new_stream_id()
@@ -195,10 +213,11 @@ class NewStream:
             await self._report_unopened(stream_id, time.monotonic(), exc.code)
             return
         logger.info(
-            "stream %s started: provider=%s model=%s",
+            "stream %s started: provider=%s model=%s principal=%s",
             stream_id,
             opened.provider.name,
             opened.model,
+            self.admission.principal.id if self.admission else None,
         )
         producer = Producer(
             stream_id=stream_id,
@@ -208,6 +227,7 @@ class NewStream:
             shutdown=mount.shutdown_event(),
             on_complete=mount.on_complete,
             secrets=mount.relay.secrets(),
+            on_usage=self.admission.on_usage if self.admission else None,
         )
         # The lease tells readers on other workers the producer lives; it outlasts the task
         # group, so the producer's closing frames are written under it.
@@ -228,7 +248,8 @@ class NewStream:
         self, stream_id: str, model: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
         """Serve the running stream's frames to this client (an event stream by default)."""
-        body = _frames(self.mount, stream_id, -1, self.encoder_factory, model, self.retry)
+        release = self.admission.release if self.admission else None
+        body = _frames(self.mount, stream_id, -1, self.encoder_factory, model, self.retry, release)
         await _serve(_event_source(self.mount, body, self.headers), scope, receive, send)
 
 
