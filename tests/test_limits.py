@@ -379,6 +379,7 @@ def test_leaving_before_the_usage_report_still_pays_for_the_prompt(
     with httpx.Client(timeout=5) as client, client.stream("POST", url, json=big) as stream:
         assert stream.status_code == 200
         lines = stream.iter_lines()
+        assert next(lines) == "retry: 1000"  # the first frame tells EventSource how to resume
         assert next(lines).startswith("id:")
     refused = httpx.post(url, json=CHAT)
     assert refused.status_code == 429
