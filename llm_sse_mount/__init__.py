@@ -5,7 +5,10 @@
     app.mount("/llm", LLMMount(provider=providers.Zhipu(api_key=...), model="glm-4-flash"))
 """
 
+import typing as _typing
+
 from . import providers
+from .access import AuthenticatedUser, Authorize, BearerTokens, Principal, from_dependency
 from .errors import (
     ConfigError,
     Forbidden,
@@ -34,6 +37,7 @@ from .formats.aisdk import AISDKEncoder
 from .formats.native import NativeEncoder
 from .formats.openai import OpenAIEncoder
 from .formats.text import TextEncoder
+from .limits import Limits, LimitStore, MemoryLimitStore, Rate, RedisLimitStore
 from .mount import LLMMount
 from .providers.anthropic import Anthropic
 from .providers.openai import OpenAICompatible
@@ -42,11 +46,15 @@ from .providers.zhipu import Zhipu
 from .relay import CompletionRecord
 from .request import ChatRequest, Message
 from .sse_decoder import ServerSentEvent, SSEDecodeError, SSEDecoder
+from .store.base import StreamInfo, StreamStore
 from .store.memory import MemoryStore
 
 __all__ = [
     "AISDKEncoder",
     "Anthropic",
+    "AuthenticatedUser",
+    "Authorize",
+    "BearerTokens",
     "ChatRequest",
     "CompletionRecord",
     "ConfigError",
@@ -56,6 +64,9 @@ __all__ = [
     "Forbidden",
     "LLMMount",
     "LLMSSEError",
+    "LimitStore",
+    "Limits",
+    "MemoryLimitStore",
     "MemoryStore",
     "Message",
     "NativeEncoder",
@@ -63,8 +74,12 @@ __all__ = [
     "OpenAICompatible",
     "OpenAIEncoder",
     "PayloadTooLarge",
+    "Principal",
+    "Rate",
     "RateLimited",
     "ReasoningDelta",
+    "RedisLimitStore",
+    "RedisStore",
     "RequestError",
     "SSEDecodeError",
     "SSEDecoder",
@@ -72,7 +87,9 @@ __all__ = [
     "ServerSentEvent",
     "Start",
     "StreamEvent",
+    "StreamInfo",
     "StreamInterrupted",
+    "StreamStore",
     "TextDelta",
     "TextEncoder",
     "ToolCallDelta",
@@ -81,5 +98,18 @@ __all__ = [
     "UpstreamTimeout",
     "Usage",
     "Zhipu",
+    "from_dependency",
     "providers",
 ]
+
+if _typing.TYPE_CHECKING:
+    from .store.redis import RedisStore
+
+
+def __getattr__(name: str) -> _typing.Any:
+    # RedisStore needs the optional ``redis`` package: import it only when asked for.
+    if name == "RedisStore":
+        from .store.redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
