@@ -156,7 +156,10 @@ class LLMMount:
             lambda ssl_context: httpx.AsyncClient(
                 verify=ssl_context,
                 timeout=httpx.Timeout(connect=connect, read=None, write=30.0, pool=connect),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
+                # No cap on open streams. Few idle connections: reuse saves a TLS handshake per
+                # stream, but httpcore walks and polls every pooled connection on each request
+                # and release, which the benchmark shows as relay CPU (see README).
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=4),
             )
         )
         self.relay = Relay(

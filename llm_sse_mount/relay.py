@@ -16,6 +16,7 @@ How a stream ends (exactly one ``done``, always)::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -105,6 +106,16 @@ class Opened:
     provider: Provider
     model: str
     started: float
+
+
+def _clock() -> Callable[[], float]:
+    """The clock cancel-scope deadlines are measured on. ``anyio.current_time()`` looks the
+    async backend up on every call, and the pump asks once per event: on asyncio, take the
+    loop's own clock (the one anyio's deadlines use) once per stream."""
+    try:
+        return asyncio.get_running_loop().time
+    except RuntimeError:  # another backend (trio): ask anyio each time
+        return anyio.current_time
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:
@@ -257,11 +268,17 @@ class Producer:
 
     async def _pump(self) -> None:
         t = self.timeouts
-        now = anyio.current_time
+        now = _clock()
         start = now()
         total_deadline = float("inf") if t.total is None else start + t.total
         first = float("inf") if t.first_token is None else start + t.first_token
         idle = float("inf") if t.idle is None else t.idle
+        # Moving a deadline reschedules a timer, a measurable cost when done per event. So the
+        # idle deadline is re-armed at most every tenth of the timeout, with that tenth as
+        # slack: a gap is cut after between idle and 1.1 x idle, never earlier.
+        rearm_every = idle / 10
+        slack = idle + rearm_every
+        armed_at: float | None = None  # the first event always replaces the first-token one
         store, sid = self.store, self.stream_id
         with anyio.CancelScope(deadline=min(first, total_deadline)) as scope:
             async for event in self.opened.upstream.events():
@@ -276,7 +293,10 @@ class Producer:
                     self._usage = event
                     if self.on_usage is not None:
                         await self.on_usage(event)
-                scope.deadline = min(now() + idle, total_deadline)
+                moment = now()
+                if armed_at is None or moment - armed_at > rearm_every:
+                    scope.deadline = min(moment + slack, total_deadline)
+                    armed_at = moment
                 await store.append(sid, (event,))
                 self._frames += 1
         if scope.cancelled_caught:

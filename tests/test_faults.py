@@ -491,3 +491,15 @@ def test_churn_leaves_nothing_behind(serve_app, fake_upstream):
     assert_contract(frames)
     assert text_of(frames) == "still alive"
     assert len(host.mount.store) <= 1  # finished streams expired (retention 0)
+
+
+def test_without_an_idle_timeout_the_first_token_deadline_stops_applying(serve_app, fake_upstream):
+    # First token well within 0.5 s, then a stream that runs past it: only the first-token
+    # deadline was set, and the first event must lift it.
+    fake_upstream.push(openai_stream([f"t{i} " for i in range(12)], pace=0.1))
+    server = serve_app(Host(fake_upstream, first_token_timeout=0.5, idle_timeout=None).app)
+    _, raw = post_chat(server.url + "/llm/chat", CHAT)
+    frames = parse_frames(raw)
+    assert_contract(frames)
+    assert frames[-1].data == {"finish_reason": "stop"}
+    assert text_of(frames) == "".join(f"t{i} " for i in range(12))
