@@ -27,7 +27,18 @@ def create_app() -> Any:
         raise MountUnavailable(f"llm_sse_mount is not usable yet ({exc})") from exc
     base = os.environ.get("BENCH_UPSTREAM_BASE", "http://127.0.0.1:8001/v1")
     provider = OpenAICompatible(base_url=base, api_key="bench")
-    return LLMMount(provider=provider, model="bench-model", ping_interval=15)
+    # BENCH_MOUNT_KEEPALIVE=N gives the mount a client of ours with N idle upstream connections
+    # (0: a new connection per stream), to measure what connection reuse costs.
+    keepalive = os.environ.get("BENCH_MOUNT_KEEPALIVE")
+    client = None
+    if keepalive is not None:
+        import httpx
+
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, read=None),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=int(keepalive)),
+        )
+    return LLMMount(provider=provider, model="bench-model", ping_interval=15, http_client=client)
 
 
 def main() -> None:

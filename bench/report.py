@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from importlib import metadata
@@ -100,6 +101,12 @@ def markdown(result: dict[str, Any]) -> str:
         f"Run: {'quick' if cfg['quick'] else 'full'}, concurrency {cfg['levels']}, {cfg['rounds']} "
         f"round(s) interleaved, uvicorn --loop {cfg['loop']} --http h11, 1 worker; upstream 64 "
         f"tokens 20 ms apart; {result['elapsed_s']:.0f} s.",
+        "Mount upstream keep-alive: "
+        + (
+            f"BENCH_MOUNT_KEEPALIVE={os.environ['BENCH_MOUNT_KEEPALIVE']} idle connections."
+            if "BENCH_MOUNT_KEEPALIVE" in os.environ
+            else "the mount's default client (4 idle connections)."
+        ),
         "",
     ]
     for name, reason in result["skipped"].items():
