@@ -33,6 +33,7 @@ from llm_sse_mount.access import (
 from llm_sse_mount.limits import Limits, RedisLimitStore
 
 from .support.access_apps import CHAT, events_of, host_app, quick_mount
+from .support.browser import launch_chromium
 from .support.fake_upstream import FakeUpstream, openai_stream
 from .support.servers import ServerThread
 
@@ -588,7 +589,7 @@ def test_page_on_another_origin_streams_through_cors_in_chromium(
     api = serve_app(cors_app(quick_mount(authorize=TOKENS), origin=page_url)).url
     blocked = serve_app(cors_app(quick_mount(authorize=TOKENS), origin=ORIGIN)).url
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, args=["--no-sandbox"])
+        browser = launch_chromium(pw, chromium_path)
         try:
             tab = browser.new_page()
             tab.goto(page_url + "/")

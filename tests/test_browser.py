@@ -20,20 +20,12 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from example_app import create_app
 from llm_sse_mount import LLMMount, OpenAICompatible, Scripted
 
+from .support.browser import launch_chromium
 from .support.fake_upstream import Body, FakeUpstream, openai_stream
 from .support.servers import ServerThread
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 ANSWER = "Streaming arrives 逐字逐句, token by token.\n第二行: line two ✨\n\n- the end 完。"
 REASONING = "First think 先想一想, then answer."
@@ -65,7 +57,7 @@ Serve = Callable[..., ServerThread]
 @pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Browser]:
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        browser = launch_chromium(p, chromium_path)
         yield browser
         browser.close()
 

@@ -10,21 +10,12 @@ import pytest
 
 from llm_sse_mount import LLMMount
 
+from .support.browser import launch_chromium
 from .support.cutting_proxy import CuttingProxy
 from .support.resume_app import ANSWER, host_app, scripted
 from .support.servers import ServerThread
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -32,7 +23,7 @@ def page(chromium_path: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw, chromium_path)
         try:
             yield browser.new_page()
         finally:
