@@ -39,6 +39,7 @@ from .errors import ConfigError, Forbidden, LLMSSEError, RateLimited, RequestErr
 from .events import Usage
 from .limits import Limiter, LimitLease, Limits, LimitStore, Rate, RedisLimitStore
 from .request import ChatRequest
+from .settings import parse_int
 
 __all__ = [
     "Access",
@@ -349,13 +350,7 @@ def _env_int(env: Mapping[str, str], name: str) -> int | None:
     raw = env.get(name, "").strip()
     if not raw or raw.lower() in ("none", "off"):
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1 (leave it unset for no limit)")
-    return value
+    return parse_int(name, raw, minimum=1, hint=" (leave it unset for no limit)")
 
 
 def limits_store_from_env(env: Mapping[str, str]) -> LimitStore | None:

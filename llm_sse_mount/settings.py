@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["CLIENT_PARAMS", "MountSettings", "env_overrides"]
+__all__ = ["CLIENT_PARAMS", "MountSettings", "env_overrides", "parse_int"]
 
 #: Request parameters a client may set unless the host narrows the list.
 CLIENT_PARAMS: frozenset[str] = frozenset(
@@ -54,14 +54,21 @@ def _seconds(name: str, raw: str) -> float | None:
     return value
 
 
-def _int(name: str, raw: str) -> int:
+def parse_int(name: str, raw: str, *, minimum: int = 0, hint: str = "") -> int:
+    """A whole number from the environment variable ``name``, at least ``minimum``."""
     try:
         value = int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative")
+    if value < minimum:
+        if minimum == 0:
+            raise ConfigError(f"{name} must not be negative")
+        raise ConfigError(f"{name} must be at least {minimum}{hint}")
     return value
+
+
+def _int(name: str, raw: str) -> int:
+    return parse_int(name, raw)
 
 
 def _list(_name: str, raw: str) -> tuple[str, ...]:
