@@ -75,6 +75,15 @@ def test_served_directly_as_the_app(serve_app):
 
 
 @pytest.mark.parametrize("path", ["/chat", "/models", "/health"])
-def test_head_and_wrong_methods_do_not_hang(serve_app, path):
+def test_wrong_methods_get_405(serve_app, path):
     server = serve_app(mount())
     assert httpx.delete(server.url + path, timeout=5).status_code == 405
+
+
+def test_head_on_the_stream_answers_headers_without_calling_the_upstream(serve_app):
+    provider = Scripted(answer=ANSWER, reasoning="", pace=0)
+    server = serve_app(LLMMount(provider=provider))
+    response = httpx.head(server.url + "/chat", params={"prompt": "x"}, timeout=5)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert provider.opened == 0
