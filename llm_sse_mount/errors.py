@@ -215,6 +215,7 @@ _TABLE: dict[str, tuple[int, bool, type[LLMSSEError], str]] = {
     "model_forbidden": (403, False, Forbidden, "this principal may not use the model"),
     "access_denied": (403, False, Forbidden, "the host's access check refused the request"),
     "rate_limited": (429, True, RateLimited, "a limit of the principal is spent; see Retry-After"),
+    "too_many_readers": (429, True, RateLimited, "the stream has ``max_readers`` readers"),
     "access_check_failed": (500, False, LLMSSEError, "the host's authorize hook failed"),
     "limits_unavailable": (503, True, _S, "the limits store cannot be reached"),
     # routes and streams

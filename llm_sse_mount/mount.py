@@ -91,6 +91,8 @@ class LLMMount:
         shutdown_grace: float = _S.shutdown_grace,
         resume_grace: float = _S.resume_grace,
         retention: float = _S.retention,
+        max_readers: int = _S.max_readers,
+        max_response_time: float | None = _S.max_response_time,
         fallbacks: Sequence[Provider] = (),
         store: StreamStore | None = None,
         http_client: httpx.AsyncClient | None = None,
@@ -123,6 +125,8 @@ class LLMMount:
             shutdown_grace=shutdown_grace,
             resume_grace=resume_grace,
             retention=retention,
+            max_readers=max_readers,
+            max_response_time=max_response_time,
         )
         s = self.settings
         self.store: StreamStore = store if store is not None else MemoryStore(retention=retention)

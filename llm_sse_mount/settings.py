@@ -98,17 +98,24 @@ class StreamOptions:
     that takes no frame for this long is dropped; ``shutdown_grace``: time open streams get to
     say ``server_shutdown``; ``resume_grace``: how long the upstream keeps going after the last
     reader left (0: cancel at once); ``retention``: how long finished streams stay readable
-    (for the default memory store; a store you pass keeps its own)."""
+    (for the default memory store; a store you pass keeps its own); ``max_readers``: readers
+    one stream may have at once (its first included; more get 429); ``max_response_time``: the
+    longest one response may stay open, so a reader that drains just fast enough to dodge
+    ``send_timeout`` cannot hold a stream forever (it may resume)."""
 
     ping_interval: float = 15.0
     send_timeout: float | None = 30.0
     shutdown_grace: float = 3.0
     resume_grace: float = 0.0
     retention: float = 300.0
+    max_readers: int = 8
+    max_response_time: float | None = 1800.0
 
     def __post_init__(self) -> None:
         if min(self.ping_interval, self.shutdown_grace, self.resume_grace, self.retention) < 0:
             raise ConfigError("ping_interval, grace periods and retention must not be negative")
+        if self.max_readers < 1:
+            raise ConfigError("max_readers must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +220,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "SHUTDOWN_GRACE": ("shutdown_grace", _duration),
     "RESUME_GRACE": ("resume_grace", _duration),
     "RETENTION": ("retention", _duration),
+    "MAX_READERS": ("max_readers", _int),
+    "MAX_RESPONSE_TIME": ("max_response_time", parse_seconds),
 }
 
 

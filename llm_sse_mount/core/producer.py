@@ -132,9 +132,13 @@ class Producer:
                 try:
                     await self._pump()
                 except LLMSSEError as exc:
-                    error = Error(exc.code, redact(exc.message, self.secrets), exc.retryable)
+                    if exc.code == "cancelled":
+                        # Stopped on another worker: the store already holds done{cancelled}.
+                        self.outcome = Outcome.STOPPED
+                    else:
+                        error = Error(exc.code, redact(exc.message, self.secrets), exc.retryable)
                 except Exception as exc:  # a provider bug must still end the stream cleanly
-                    logger.exception("stream %s: provider failed", self.stream_id)
+                    logger.exception("stream: the provider failed")
                     error = Error("internal_error", f"the relay failed ({type(exc).__name__})")
         finally:
             self._settled = True
@@ -189,7 +193,9 @@ class Producer:
             raise UpstreamTimeout(f"timed out waiting for the upstream's {what}")
 
     def _tail(self, error: Error | None) -> list[StreamEvent]:
-        if self.outcome in (Outcome.ABANDONED, Outcome.STOPPED):
+        if self.outcome is Outcome.STOPPED:
+            return []  # the stop wrote done{cancelled} itself, for every reader at once
+        if self.outcome is Outcome.ABANDONED:
             return [Done("cancelled")]
         if self.outcome is Outcome.SHUTDOWN:
             return [Error("server_shutdown", "the server is shutting down", True), Done("error")]
@@ -199,13 +205,16 @@ class Producer:
 
     async def _finish_stream(self, error: Error | None) -> None:
         tail = self._tail(error)
-        reason = tail[-1].finish_reason if isinstance(tail[-1], Done) else "error"
-        try:
-            with anyio.fail_after(5):
-                await self.store.append(self.stream_id, tail)
-            self._frames += len(tail)
-        except Exception:
-            logger.exception("stream %s: could not store its last frames", self.stream_id)
+        reason: FinishReason = "cancelled"
+        if tail:
+            last = tail[-1]
+            reason = last.finish_reason if isinstance(last, Done) else "error"
+            try:
+                with anyio.fail_after(5):
+                    await self.store.append(self.stream_id, tail)
+                self._frames += len(tail)
+            except Exception:
+                logger.exception("stream: could not store its last frames")
         error_code = next((e.code for e in tail if isinstance(e, Error)), None)
         ttft = self._first_token_at
         record = CompletionRecord(
