@@ -7,8 +7,10 @@
     ├── RequestError             400  the client's request is wrong (invalid_json, invalid_request,
     │   │                             unknown_field, unknown_model, ...)
     │   ├── PayloadTooLarge      413  body_too_large
+    │   ├── BodyTimeout          408  body_timeout (the body did not arrive within body_timeout)
+    │   ├── UnsupportedMediaType 415  unsupported_media_type (a body that is not JSON)
     │   ├── Unauthorized         401  unauthorized
-    │   ├── Forbidden            403  forbidden
+    │   ├── Forbidden            403  forbidden / origin_forbidden
     │   ├── NotFound             404  not_found / stream_not_found
     │   └── RateLimited          429  rate_limited (carries retry_after)
     ├── UpstreamError            502  the upstream failed (upstream_error, upstream_unreachable,
@@ -72,6 +74,21 @@ class RequestError(LLMSSEError):
 class PayloadTooLarge(RequestError):
     code = "body_too_large"
     status = 413
+
+
+class BodyTimeout(RequestError):
+    """The request body did not arrive in time; the connection is closed after the answer."""
+
+    code = "body_timeout"
+    status = 408
+
+
+class UnsupportedMediaType(RequestError):
+    """A body whose ``Content-Type`` is not JSON (refusing it stops cross-site "simple"
+    requests: a browser sends ``text/plain`` or a form without asking the server first)."""
+
+    code = "unsupported_media_type"
+    status = 415
 
 
 class Unauthorized(RequestError):

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
+from .edge import MAX_JSON_DEPTH, require_json, too_deep
 from .errors import LLMSSEError, PayloadTooLarge, RequestError
 
 __all__ = ["error_response", "read_json_body"]
@@ -31,7 +32,9 @@ def error_response(exc: LLMSSEError, headers: dict[str, str] | None = None) -> J
 
 
 async def read_json_body(request: Request, limit: int) -> Any:
-    """The request body as JSON, read no further than ``limit`` bytes."""
+    """The request body as JSON, read no further than ``limit`` bytes. Only a body declared
+    ``application/json`` is read (415 otherwise: see :mod:`.edge` on cross-site requests)."""
+    require_json(request.headers)
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -55,6 +58,11 @@ async def read_json_body(request: Request, limit: int) -> Any:
     except (ValueError, UnicodeDecodeError, RecursionError):
         # RecursionError: "[[[[..." nested deeper than the interpreter allows.
         raise RequestError("the request body is not valid JSON", code="invalid_json") from None
+    if too_deep(value):
+        # It parsed, but would crash the JSON encoder on the way upstream (a 500).
+        raise RequestError(
+            f"the request body nests deeper than {MAX_JSON_DEPTH} levels", code="invalid_json"
+        )
     if _SURROGATE_ESCAPE.search(body) and _has_lone_surrogate(value):
         # JSON may escape half a UTF-16 pair ("\ud800"); such a string cannot be encoded as
         # UTF-8 again, so it would crash the upstream request or the stream mid-way (found by

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from .access import Access, Authorize, access_env_overrides
+from .edge import EdgeGuard, normalize_origins
 from .errors import ConfigError, LLMSSEError, NotFound, RequestError
 from .formats.aisdk import ai_sdk_chat_endpoint
 from .formats.base import EncoderFactory
@@ -72,7 +73,11 @@ class LLMMount:
     - ``ping_interval``: keep-alive comment interval. ``send_timeout``: a client that does not
       take a frame for this long is dropped.
     - ``connect_timeout``, ``first_token_timeout``, ``idle_timeout``, ``total_timeout``:
-      upstream timeouts. ``retries``: per provider, before the first frame; ``fallbacks``:
+      upstream timeouts. ``body_timeout``: the whole request body must arrive within this
+      (408 ``body_timeout`` and the connection closed otherwise). ``allowed_origins``: the
+      browser origins (``https://app.example``) that may call the mount, for hosts whose
+      ``authorize`` reads cookies (403 ``origin_forbidden`` for others; default: no check).
+      ``retries``: per provider, before the first frame; ``fallbacks``:
       providers tried in order when the main one keeps failing.
     - ``shutdown_grace``: time open streams get to say ``server_shutdown`` when the server stops.
     - ``resume_grace``: how long the upstream keeps generating after the last reader left,
@@ -117,6 +122,8 @@ class LLMMount:
         authorize: Authorize | None = None,
         limits: Limits | None = None,
         limits_store: LimitStore | None = None,
+        body_timeout: float | None = 10.0,
+        allowed_origins: Iterable[str] | None = None,
     ) -> None:
         if provider is None:
             from .providers.scripted import Scripted
@@ -143,6 +150,8 @@ class LLMMount:
             shutdown_grace=shutdown_grace,
             resume_grace=resume_grace,
             retention=retention,
+            body_timeout=body_timeout,
+            allowed_origins=None if allowed_origins is None else normalize_origins(allowed_origins),
         )
         unknown = set(client_params) - CLIENT_PARAMS
         if unknown:
@@ -175,6 +184,9 @@ class LLMMount:
         install_redactor(self.relay)
         self._shutdown: ShutdownSignal | None = None
         self.router = Router(routes=self.routes())
+        self._edge = EdgeGuard(
+            self.router, body_timeout=body_timeout, allowed_origins=self.settings.allowed_origins
+        )
 
     # --- construction from the environment ---------------------------------------------------
 
@@ -237,7 +249,7 @@ class LLMMount:
         if scope["type"] == "lifespan":
             await self._asgi_lifespan(receive, send)
             return
-        await self.router(scope, receive, send)
+        await self._edge(scope, receive, send)
 
     async def _asgi_lifespan(self, receive: Receive, send: Send) -> None:
         # Served as the top-level app (or by a host that forwards lifespan): pin the client.

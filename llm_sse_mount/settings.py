@@ -40,6 +40,10 @@ class MountSettings:
     shutdown_grace: float
     resume_grace: float
     retention: float
+    #: Seconds the whole request body may take to arrive (None: no deadline).
+    body_timeout: float | None = 10.0
+    #: Browser origins allowed to call the mount (None: any; see edge.py).
+    allowed_origins: frozenset[str] | None = None
 
 
 def _seconds(name: str, raw: str) -> float | None:
@@ -98,6 +102,8 @@ _ENV: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "SHUTDOWN_GRACE": ("shutdown_grace", _seconds),
     "RESUME_GRACE": ("resume_grace", _seconds),
     "RETENTION": ("retention", _seconds),
+    "BODY_TIMEOUT": ("body_timeout", _seconds),
+    "ALLOWED_ORIGINS": ("allowed_origins", _list),
 }
 
 

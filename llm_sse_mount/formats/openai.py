@@ -59,7 +59,9 @@ def error_type(status: int) -> str:
         401: "authentication_error",
         403: "permission_error",
         404: "not_found_error",
+        408: "invalid_request_error",
         413: "invalid_request_error",
+        415: "invalid_request_error",
         429: "rate_limit_error",
     }.get(status, "server_error")
 

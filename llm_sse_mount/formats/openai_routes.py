@@ -271,10 +271,16 @@ def openai_routes(mount: LLMMount) -> list[BaseRoute]:
         return OpenAICompletion(mount, chat, openai_encoder())  # type: ignore[return-value]
 
     async def models(request: Request) -> Response:
+        # The same gate and narrowing as /models: a listing tells who may use what.
+        try:
+            principal = await mount.access.principal(request)
+        except LLMSSEError as exc:
+            return openai_error_response(exc)
         owner = mount.provider.name
         data = [
             {"id": m, "object": "model", "created": 0, "owned_by": owner}
             for m in mount.allowed_models()
+            if principal.may_use(m)
         ]
         return JSONResponse({"object": "list", "data": data})
 

@@ -38,13 +38,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..errors import ConfigError, NotFound, StreamInterrupted
 from ..events import Done, Error, StreamEvent, TextDelta, event_from_data
 from ..formats.base import dumps
 from .base import Frame, StreamInfo
+from .redis_client import AnyRedis, redis_client
 
 __all__ = ["RedisStore"]
 
@@ -166,9 +166,11 @@ async def _beside(task: Callable[[], Coroutine[Any, Any, None]]) -> AsyncIterato
 class RedisStore:
     """Frames in Redis, for several worker processes (see the module docstring for the keys).
 
-    ``url_or_client``: a ``redis://`` URL (the store then owns its client and closes it in
-    :meth:`aclose`) or a ``redis.asyncio.Redis`` of the host's (its ``socket_timeout`` must
-    be longer than ``block``). ``prefix``: key prefix, so several apps can share one Redis.
+    ``url_or_client``: a ``redis://`` URL, or ``redis+cluster://`` for a Redis Cluster (see
+    :mod:`.redis_client`; the store then owns its client and closes it in :meth:`aclose`), or
+    a ``redis.asyncio.Redis`` / ``redis.asyncio.RedisCluster`` of the host's (its
+    ``socket_timeout`` must be longer than ``block``). ``prefix``: key prefix, so several
+    apps can share one Redis.
     ``retention``: seconds a finished stream stays readable. ``max_frames``: frames one
     stream may hold (a longer answer is cut with ``error{stream_too_long}``). ``lease_ttl``:
     seconds after which a producer that stopped heartbeating (its process died) is declared
@@ -182,7 +184,7 @@ class RedisStore:
 
     def __init__(
         self,
-        url_or_client: str | aioredis.Redis,
+        url_or_client: str | AnyRedis,
         *,
         prefix: str = "llm_sse:",
         retention: float = 300.0,
@@ -193,10 +195,11 @@ class RedisStore:
     ) -> None:
         if lease_ttl <= 0 or block <= 0 or max_frames < 1 or batch < 1:
             raise ConfigError("lease_ttl and block must be positive, max_frames and batch >= 1")
+        self.client: AnyRedis
         if isinstance(url_or_client, str):
-            self.client = aioredis.Redis.from_url(
+            self.client = redis_client(
                 url_or_client,
-                socket_connect_timeout=2.0,
+                connect_timeout=2.0,
                 # Longer than one blocking XREAD, short enough that a dead network is noticed.
                 socket_timeout=block + 5.0,
             )
