@@ -25,6 +25,12 @@ from .support.servers import ServerThread
 
 Serve = Callable[..., ServerThread]
 
+#: The smallest valid AI SDK (UI message) chat body.
+AI_SDK_CHAT = {
+    "id": "c1",
+    "messages": [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}],
+}
+
 
 def _raw_request(port: int, head: bytes, body: bytes, wait: float) -> tuple[bytes, bool, float]:
     """Send ``head`` + ``body`` and then nothing; return (what came back, whether the server
@@ -129,7 +135,7 @@ def test_a_body_that_is_not_declared_json_is_a_415(
     provider = Scripted(pace=0, answer="Hi", reasoning="")
     url = serve_app(host_app(quick_mount(provider=provider))).url + path
     headers = {"Content-Type": content_type} if content_type else {}
-    body = json.dumps({**CHAT, "id": "x"} if "ai-sdk" in path else CHAT).encode()
+    body = json.dumps(AI_SDK_CHAT if "ai-sdk" in path else CHAT).encode()
     response = httpx.post(url, content=body, headers=headers)
     assert response.status_code == 415, response.text
     assert response.json()["error"]["code"] == "unsupported_media_type"
@@ -202,43 +208,43 @@ def test_allowed_origins_from_the_environment_and_validated() -> None:
 # --- 3. deep nesting ---------------------------------------------------------------------------
 
 
-def _nested(depth: int) -> Any:
-    value: Any = {}
-    for _ in range(depth):
-        value = {"a": value}
-    return value
+def _nested(depth: int) -> str:
+    # Built as text: json.dumps itself would hit the recursion limit in the test.
+    return '{"a":' * depth + "{}" + "}" * depth
+
+
+_WITH_TOOL_CHOICE = '{"messages":[{"role":"user","content":"hi"}],"tool_choice":%s}'
+_WITH_PARAMETERS = (
+    '{"messages":[{"role":"user","content":"hi"}],'
+    '"tools":[{"type":"function","function":{"name":"f","parameters":%s}}]}'
+)
 
 
 @pytest.mark.parametrize(
-    "make_body",
-    [
-        lambda v: {**CHAT, "tool_choice": v},
-        lambda v: {
-            **CHAT,
-            "tools": [{"type": "function", "function": {"name": "f", "parameters": v}}],
-        },
-    ],
-    ids=["tool_choice", "tools.parameters"],
+    "template", [_WITH_TOOL_CHOICE, _WITH_PARAMETERS], ids=["tool_choice", "parameters"]
 )
 @pytest.mark.parametrize("path", ["/chat", "/v1/chat/completions"])
 def test_deep_nesting_is_invalid_json_not_a_500(
-    serve_app: Serve, fake_upstream: FakeUpstream, make_body: Callable[[Any], Any], path: str
+    serve_app: Serve, fake_upstream: FakeUpstream, template: str, path: str
 ) -> None:
     fake_upstream.default = openai_stream(["ok"])
     mount = LLMMount(provider=OpenAICompatible(fake_upstream.url, "sk-host", default_model="m"))
     url = serve_app(host_app(mount)).url + "/llm" + path
-    body = json.dumps(make_body(_nested(950)))
-    response = httpx.post(url, content=body, headers={"Content-Type": "application/json"})
-    assert response.status_code == 400, response.text[:300]
-    assert response.json()["error"]["code"] == "invalid_json"
-    assert fake_upstream.requests == []
-    # A realistic schema (a dozen levels) still goes through.
-    fine = httpx.post(
-        url,
-        content=json.dumps(make_body(_nested(12))),
-        headers={"Content-Type": "application/json"},
-    )
-    assert fine.status_code == 200, fine.text[:300]
+    json_headers = {"Content-Type": "application/json"}
+    # Where parsing stops and the encoder starts failing depends on the stack depth the host
+    # runs the mount at: sweep the band around the interpreter's recursion limit.
+    with httpx.Client(timeout=10) as client:
+        outcomes = {
+            depth: client.post(url, content=template % _nested(depth), headers=json_headers)
+            for depth in range(900, 1000, 5)
+        }
+        wrong = {d: r.status_code for d, r in outcomes.items() if r.status_code != 400}
+        assert not wrong, wrong
+        assert {r.json()["error"]["code"] for r in outcomes.values()} == {"invalid_json"}
+        assert fake_upstream.requests == []
+        # A realistic schema (a dozen levels) still goes through.
+        fine = client.post(url, content=template % _nested(12), headers=json_headers)
+        assert fine.status_code == 200, fine.text[:300]
 
 
 # --- 4. tools count towards max_chars and the token estimate ---------------------------------
@@ -377,9 +383,11 @@ def test_v1_models_needs_authorization_and_lists_only_the_principals_models(
     anonymous = httpx.get(url)
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["type"] == "authentication_error"
-    listed = lambda token: [
-        m["id"] for m in httpx.get(url, headers={"Authorization": f"Bearer {token}"}).json()["data"]
-    ]  # noqa: E731
+
+    def listed(token: str) -> list[str]:
+        headers = {"Authorization": f"Bearer {token}"}
+        return [m["id"] for m in httpx.get(url, headers=headers).json()["data"]]
+
     assert listed("full") == ["small", "large"]
     assert listed("narrow") == ["small"]
 
