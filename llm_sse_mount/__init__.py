@@ -10,6 +10,7 @@ import typing as _typing
 from . import providers
 from .access import AuthenticatedUser, Authorize, BearerTokens, Principal, from_dependency
 from .errors import (
+    BodyTimeout,
     ConfigError,
     Forbidden,
     LLMSSEError,
@@ -19,6 +20,7 @@ from .errors import (
     RequestError,
     StreamInterrupted,
     Unauthorized,
+    UnsupportedMediaType,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -38,6 +40,7 @@ from .formats.native import NativeEncoder
 from .formats.openai import OpenAIEncoder
 from .formats.text import TextEncoder
 from .limits import Limits, LimitStore, MemoryLimitStore, Rate, RedisLimitStore
+from .log_filters import AccessTokenFilter, mask_access_tokens
 from .mount import LLMMount
 from .providers.anthropic import Anthropic
 from .providers.openai import OpenAICompatible
@@ -51,10 +54,12 @@ from .store.memory import MemoryStore
 
 __all__ = [
     "AISDKEncoder",
+    "AccessTokenFilter",
     "Anthropic",
     "AuthenticatedUser",
     "Authorize",
     "BearerTokens",
+    "BodyTimeout",
     "ChatRequest",
     "CompletionRecord",
     "ConfigError",
@@ -94,11 +99,13 @@ __all__ = [
     "TextEncoder",
     "ToolCallDelta",
     "Unauthorized",
+    "UnsupportedMediaType",
     "UpstreamError",
     "UpstreamTimeout",
     "Usage",
     "Zhipu",
     "from_dependency",
+    "mask_access_tokens",
     "providers",
 ]
 
