@@ -7,7 +7,7 @@
                        (only when ``allowed_origins`` is set; requests without ``Origin``,
                        i.e. not from a browser page, pass)
       body deadline    the whole request body must arrive within ``body_timeout`` seconds of
-                       the request line, else 408 body_timeout and the connection is closed
+                       the request head, else 408 body_timeout and the connection is closed
 
     require_json(headers)   415 unsupported_media_type unless the body is declared JSON
     too_deep(value)         whether parsed JSON nests deeper than MAX_JSON_DEPTH
