@@ -396,7 +396,11 @@ def test_v1_models_with_bearer_tokens_matches_the_openai_sdk(serve_app: Serve) -
     openai = pytest.importorskip("openai")
     mount = quick_mount(authorize=BearerTokens({"tok": "alice"}))
     base = serve_app(host_app(mount)).url + "/llm/v1"
-    with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=base, api_key="wrong").models.list()
-    models = openai.OpenAI(base_url=base, api_key="tok").models.list()
+    with (
+        openai.OpenAI(base_url=base, api_key="wrong") as wrong,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        wrong.models.list()
+    with openai.OpenAI(base_url=base, api_key="tok") as client:
+        models = client.models.list()
     assert [m.id for m in models.data] == mount.allowed_models()
