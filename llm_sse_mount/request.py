@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,20 +88,27 @@ def _json_chars(value: Any) -> int:
 # --- parsing helpers -------------------------------------------------------------------------
 
 
-def _fail(code: str, message: str) -> RequestError:
-    return RequestError(message, code=code)
+_FIELD = re.compile(r"[a-z_]+(?=$|[.\[])")
+
+
+def invalid(code: str, message: str, at: str | None = None) -> RequestError:
+    """A request error about the field at path ``at`` (``messages[2].content``): its top-level
+    name is the error's ``param``."""
+    match = _FIELD.match(at) if at else None
+    return RequestError(message, code=code, param=match.group(0) if match else None)
 
 
 def _expect_mapping(value: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise _fail("invalid_request", f"{where} must be a JSON object")
+        raise invalid("invalid_request", f"{where} must be a JSON object", where)
     return value
 
 
 def _check_keys(obj: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
     unknown = sorted(k for k in obj if k not in allowed)
     if unknown:
-        raise _fail("unknown_field", f"unknown field {unknown[0]!r} in {where}")
+        at = unknown[0] if where == "the request body" else where
+        raise invalid("unknown_field", f"unknown field {unknown[0]!r} in {where}", at)
 
 
 def parse_content(value: Any, where: str) -> str:
@@ -116,27 +124,30 @@ def parse_content(value: Any, where: str) -> str:
             part = _expect_mapping(part, f"{where}[{i}]")
             kind = part.get("type")
             if kind != "text" or not isinstance(part.get("text"), str):
-                raise _fail(
+                raise invalid(
                     "unsupported_content",
                     f"{where}[{i}]: only text parts are supported (got type {kind!r})",
+                    where,
                 )
             texts.append(part["text"])
         return "".join(texts)
-    raise _fail("invalid_request", f"{where} must be a string or a list of text parts")
+    raise invalid("invalid_request", f"{where} must be a string or a list of text parts", where)
 
 
 def _parse_tool_calls(value: Any, where: str) -> tuple[ToolCall, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise _fail("invalid_request", f"{where} must be a list")
+        raise invalid("invalid_request", f"{where} must be a list", where)
     calls = []
     for i, raw in enumerate(value):
         item = _expect_mapping(raw, f"{where}[{i}]")
         fn = _expect_mapping(item.get("function"), f"{where}[{i}].function")
         call_id, name, args = item.get("id"), fn.get("name"), fn.get("arguments", "")
         if not isinstance(call_id, str) or not isinstance(name, str) or not isinstance(args, str):
-            raise _fail("invalid_request", f"{where}[{i}] needs string id, name and arguments")
+            raise invalid(
+                "invalid_request", f"{where}[{i}] needs string id, name and arguments", where
+            )
         calls.append(ToolCall(call_id, name, args))
     return tuple(calls)
 
@@ -146,7 +157,7 @@ _MESSAGE_KEYS = frozenset(("role", "content", "name", "tool_call_id", "tool_call
 
 def parse_messages(value: Any) -> tuple[Message, ...]:
     if not isinstance(value, list) or not value:
-        raise _fail("invalid_request", "'messages' must be a non-empty list")
+        raise invalid("invalid_request", "'messages' must be a non-empty list", "messages")
     out = []
     for i, raw in enumerate(value):
         where = f"messages[{i}]"
@@ -156,13 +167,18 @@ def parse_messages(value: Any) -> tuple[Message, ...]:
         # isinstance first: a list or object is unhashable, and `in` a frozenset would raise
         # TypeError (a 500; found by tests/test_fuzz_requests.py).
         if not isinstance(role, str) or role not in ROLES:
-            raise _fail("invalid_role", f"{where}.role must be one of {sorted(ROLES)}")
+            raise invalid("invalid_role", f"{where}.role must be one of {sorted(ROLES)}", where)
         name = msg.get("name")
         tool_call_id = msg.get("tool_call_id")
         if name is not None and not isinstance(name, str):
-            raise _fail("invalid_request", f"{where}.name must be a string")
+            raise invalid("invalid_request", f"{where}.name must be a string", where)
         if tool_call_id is not None and not isinstance(tool_call_id, str):
-            raise _fail("invalid_request", f"{where}.tool_call_id must be a string")
+            raise invalid("invalid_request", f"{where}.tool_call_id must be a string", where)
+        if role == "user" and msg.get("content") is None:
+            # An upstream refuses it; say so before opening one.
+            raise invalid(
+                "invalid_request", f"{where}.content is required for a user message", where
+            )
         out.append(
             Message(
                 role=role,
@@ -171,6 +187,10 @@ def parse_messages(value: Any) -> tuple[Message, ...]:
                 tool_call_id=tool_call_id,
                 tool_calls=_parse_tool_calls(msg.get("tool_calls"), f"{where}.tool_calls"),
             )
+        )
+    if all(m.role == "system" for m in out):
+        raise invalid(
+            "invalid_request", "'messages' needs at least one message besides 'system'", "messages"
         )
     return tuple(out)
 
@@ -182,12 +202,19 @@ def parse_number(
         return None
     # bool is an int in Python; a client sending true for temperature is a mistake.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail("invalid_parameter", f"{key!r} must be a number")
+        raise invalid("invalid_parameter", f"{key!r} must be a number", key)
     if integer and not (isinstance(value, int) or float(value).is_integer()):
-        raise _fail("invalid_parameter", f"{key!r} must be an integer")
+        raise invalid("invalid_parameter", f"{key!r} must be an integer", key)
     if not math.isfinite(value) or not low <= value <= high:
-        raise _fail("invalid_parameter", f"{key!r} must be between {low:g} and {high:g}")
+        raise invalid(
+            "invalid_parameter", f"{key!r} must be between {_num(low)} and {_num(high)}", key
+        )
     return int(value) if integer else float(value)
+
+
+def _num(value: float) -> str:
+    # 10_000_000, not 1e+07: people read these limits.
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def parse_stop(value: Any) -> tuple[str, ...]:
@@ -197,42 +224,54 @@ def parse_stop(value: Any) -> tuple[str, ...]:
         return (value,)
     if isinstance(value, list) and all(isinstance(s, str) for s in value) and len(value) <= 4:
         return tuple(value)
-    raise _fail("invalid_parameter", "'stop' must be a string or a list of up to 4 strings")
+    raise invalid(
+        "invalid_parameter", "'stop' must be a string or a list of up to 4 strings", "stop"
+    )
 
 
 def parse_tools(value: Any) -> tuple[Tool, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise _fail("invalid_parameter", "'tools' must be a list")
+        raise invalid("invalid_parameter", "'tools' must be a list", "tools")
     tools = []
     for i, raw in enumerate(value):
         item = _expect_mapping(raw, f"tools[{i}]")
         fn = _expect_mapping(item.get("function"), f"tools[{i}].function")
         name = fn.get("name")
         if item.get("type", "function") != "function" or not isinstance(name, str) or not name:
-            raise _fail("invalid_parameter", f"tools[{i}] must be a function with a name")
+            raise invalid(
+                "invalid_parameter", f"tools[{i}] must be a function with a name", "tools"
+            )
         params = fn.get("parameters")
         if params is not None and not isinstance(params, Mapping):
-            raise _fail("invalid_parameter", f"tools[{i}].function.parameters must be an object")
+            raise invalid(
+                "invalid_parameter", f"tools[{i}].function.parameters must be an object", "tools"
+            )
         desc = fn.get("description")
         tools.append(Tool(name, desc if isinstance(desc, str) else None, params))
     return tuple(tools)
 
 
 def parse_tool_choice(value: Any) -> str | Mapping[str, Any] | None:
-    if value is None or value in ("auto", "none", "required"):
-        return value  # type: ignore[no-any-return]
+    if value is None:
+        return None
+    if isinstance(value, str) and value in ("auto", "none", "required"):
+        return value
     if isinstance(value, Mapping):
         return value
-    raise _fail(
-        "invalid_parameter", "'tool_choice' must be 'auto', 'none', 'required' or an object"
+    raise invalid(
+        "invalid_parameter",
+        "'tool_choice' must be 'auto', 'none', 'required' or an object",
+        "tool_choice",
     )
 
 
-NATIVE_KEYS = frozenset(
+#: The fields every client protocol shares (each maps its own names onto these).
+COMMON_FIELDS = frozenset(
     ("messages", "model", "temperature", "top_p", "max_tokens", "stop", "tools", "tool_choice")
 )
+NATIVE_KEYS = COMMON_FIELDS
 
 
 def parse_native_body(body: Any, *, allowed: frozenset[str] = NATIVE_KEYS) -> dict[str, Any]:
@@ -245,18 +284,22 @@ def parse_native_body(body: Any, *, allowed: frozenset[str] = NATIVE_KEYS) -> di
 
 def parse_common(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The fields every client protocol shares, validated."""
+    return {"messages": parse_messages(obj.get("messages")), **parse_params(obj)}
+
+
+def parse_params(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Every shared field but ``messages`` (a protocol with its own message shape parses those
+    itself), validated."""
     model = obj.get("model")
     if model is not None and (not isinstance(model, str) or not model):
-        raise _fail("invalid_parameter", "'model' must be a non-empty string")
-    max_tokens = parse_number(
-        obj.get("max_tokens"), "max_tokens", low=1, high=10_000_000, integer=True
-    )
+        raise invalid("invalid_parameter", "'model' must be a non-empty string", "model")
     return {
-        "messages": parse_messages(obj.get("messages")),
         "model": model,
         "temperature": parse_number(obj.get("temperature"), "temperature", low=0, high=2),
         "top_p": parse_number(obj.get("top_p"), "top_p", low=0, high=1),
-        "max_tokens": max_tokens,
+        "max_tokens": parse_number(
+            obj.get("max_tokens"), "max_tokens", low=1, high=10_000_000, integer=True
+        ),
         "stop": parse_stop(obj.get("stop")),
         "tools": parse_tools(obj.get("tools")),
         "tool_choice": parse_tool_choice(obj.get("tool_choice")),

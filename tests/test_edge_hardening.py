@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from llm_sse_mount import LLMMount, OpenAICompatible, Scripted
-from llm_sse_mount.access import BearerTokens, Principal
+from llm_sse_mount.core.access import BearerTokens, Principal
+from llm_sse_mount.core.limits import Limits, MemoryLimitStore, RedisLimitStore
 from llm_sse_mount.errors import ConfigError
-from llm_sse_mount.limits import Limits, MemoryLimitStore, RedisLimitStore
 from llm_sse_mount.providers.scripted import Hang, Text
 
 from .support.access_apps import CHAT, host_app, quick_mount
@@ -116,8 +116,8 @@ def test_a_body_in_time_still_streams_and_get_requests_have_no_deadline(serve_ap
 
 
 def test_body_timeout_from_the_environment() -> None:
-    assert LLMMount.from_env({"LLM_SSE_BODY_TIMEOUT": "2.5"}).settings.body_timeout == 2.5
-    assert LLMMount.from_env({}).settings.body_timeout == 10.0
+    assert LLMMount.from_env({"LLM_SSE_BODY_TIMEOUT": "2.5"}).settings.requests.body_timeout == 2.5
+    assert LLMMount.from_env({}).settings.requests.body_timeout == 10.0
     with pytest.raises(ConfigError):
         LLMMount(body_timeout=0)
 
@@ -198,8 +198,10 @@ def test_allowed_origins_refuse_a_foreign_page_with_the_victims_cookie(serve_app
 
 def test_allowed_origins_from_the_environment_and_validated() -> None:
     mount = LLMMount.from_env({"LLM_SSE_ALLOWED_ORIGINS": "https://a.example, http://b:8080"})
-    assert mount.settings.allowed_origins == frozenset({"https://a.example", "http://b:8080"})
-    assert LLMMount.from_env({}).settings.allowed_origins is None
+    assert mount.settings.requests.allowed_origins == frozenset(
+        {"https://a.example", "http://b:8080"}
+    )
+    assert LLMMount.from_env({}).settings.requests.allowed_origins is None
     for bad in ("a.example", "https://a.example/path", "ftp://a.example"):
         with pytest.raises(ConfigError):
             LLMMount(allowed_origins=[bad])
@@ -403,4 +405,4 @@ def test_v1_models_with_bearer_tokens_matches_the_openai_sdk(serve_app: Serve) -
         wrong.models.list()
     with openai.OpenAI(base_url=base, api_key="tok") as client:
         models = client.models.list()
-    assert [m.id for m in models.data] == mount.allowed_models()
+    assert [m.id for m in models.data] == mount.settings.requests.allowed_models()

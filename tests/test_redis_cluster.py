@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from llm_sse_mount import LLMMount
+from llm_sse_mount.core.limit_stores import RedisLimitStore
 from llm_sse_mount.errors import ConfigError
 from llm_sse_mount.events import Done, TextDelta
-from llm_sse_mount.limit_stores import RedisLimitStore
 from llm_sse_mount.store.redis import RedisStore
 
 from .support.redis_cluster import RedisClusterInfo

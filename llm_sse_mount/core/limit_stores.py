@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from .errors import LLMSSEError
+from ..errors import LLMSSEError, StreamInterrupted
 
 if TYPE_CHECKING:
-    from .store.redis_client import AnyRedis
+    from ..store.redis_client import AnyRedis
 
 __all__ = ["GcraMode", "LimitStore", "MemoryLimitStore", "RedisLimitStore"]
 
@@ -189,7 +189,7 @@ class RedisLimitStore:
 
     def _script(self, name: str, source: str) -> Any:
         if self._client is None:
-            from .store.redis_client import redis_client
+            from ..store.redis_client import redis_client
 
             # Bounded waits: a Redis that hangs must refuse requests (503), not hang them.
             self._client = redis_client(
@@ -207,11 +207,9 @@ class RedisLimitStore:
             if isinstance(exc, LLMSSEError):
                 raise
             logger.warning("limits store failed: %s", type(exc).__name__)
-            raise LLMSSEError(
+            raise StreamInterrupted(
                 "the rate limiter is unavailable; try again shortly",
                 code="limits_unavailable",
-                status=503,
-                retryable=True,
                 retry_after=1,
             ) from None
 

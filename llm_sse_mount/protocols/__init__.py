@@ -1,0 +1,1 @@
+"""Client protocols: one module each (routes, body parsing, frame encoding, error shape)."""
