@@ -14,6 +14,7 @@ from .core.access import AuthenticatedUser, Authorize, BearerTokens, Principal, 
 from .core.limits import Limits, LimitStore, MemoryLimitStore, Rate, RedisLimitStore
 from .core.records import CompletionRecord
 from .errors import (
+    BodyTimeout,
     ConfigError,
     Forbidden,
     LLMSSEError,
@@ -23,6 +24,7 @@ from .errors import (
     RequestError,
     StreamInterrupted,
     Unauthorized,
+    UnsupportedMediaType,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -37,6 +39,7 @@ from .events import (
     ToolCallDelta,
     Usage,
 )
+from .log_filters import AccessTokenFilter, mask_access_tokens
 from .mount import LLMMount
 from .protocols.aisdk import AISDKEncoder
 from .protocols.native import NativeEncoder
@@ -54,10 +57,12 @@ from .store.memory import MemoryStore
 
 __all__ = [
     "AISDKEncoder",
+    "AccessTokenFilter",
     "Anthropic",
     "AuthenticatedUser",
     "Authorize",
     "BearerTokens",
+    "BodyTimeout",
     "ChatRequest",
     "CompletionRecord",
     "ConfigError",
@@ -102,11 +107,13 @@ __all__ = [
     "Timeouts",
     "ToolCallDelta",
     "Unauthorized",
+    "UnsupportedMediaType",
     "UpstreamError",
     "UpstreamTimeout",
     "Usage",
     "Zhipu",
     "from_dependency",
+    "mask_access_tokens",
     "providers",
 ]
 

@@ -9,7 +9,7 @@ and the stores read the groups they need; nothing else holds a copy.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -25,6 +25,7 @@ __all__ = [
     "StreamOptions",
     "Timeouts",
     "env_overrides",
+    "normalize_origins",
     "parse_int",
     "parse_seconds",
 ]
@@ -33,6 +34,22 @@ __all__ = [
 CLIENT_PARAMS: frozenset[str] = frozenset(
     ("temperature", "top_p", "max_tokens", "stop", "tools", "tool_choice")
 )
+
+
+def normalize_origins(origins: Iterable[str]) -> frozenset[str]:
+    """``scheme://host[:port]`` origins as browsers send them: lowercased, no trailing slash."""
+    if isinstance(origins, str):
+        origins = (origins,)  # one origin, not its characters
+    out = set()
+    for raw in origins:
+        origin = raw.strip().rstrip("/").lower()
+        scheme, sep, rest = origin.partition("://")
+        if not sep or scheme not in ("http", "https") or not rest or "/" in rest:
+            raise ConfigError(
+                f"allowed_origins entries look like 'https://app.example[:port]', got {raw!r}"
+            )
+        out.add(origin)
+    return frozenset(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +66,10 @@ class RequestPolicy:
     max_body_bytes: int = 512 * 1024
     max_messages: int = 500
     max_chars: int = 400_000
+    #: Seconds the whole request body may take to arrive (``None``: no deadline).
+    body_timeout: float | None = 10.0
+    #: Browser origins (``https://app.example``) that may call the mount (``None``: any).
+    allowed_origins: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.client_params) - CLIENT_PARAMS
@@ -56,6 +77,10 @@ class RequestPolicy:
             raise ConfigError(f"unknown client parameter(s): {sorted(unknown)}")
         if min(self.max_body_bytes, self.max_messages, self.max_chars) < 1:
             raise ConfigError("max_body_bytes, max_messages and max_chars must be at least 1")
+        if self.body_timeout is not None and not 0 < self.body_timeout < float("inf"):
+            raise ConfigError("body_timeout must be a positive number of seconds (or None)")
+        if self.allowed_origins is not None:
+            object.__setattr__(self, "allowed_origins", normalize_origins(self.allowed_origins))
 
     def allowed_models(self) -> list[str]:
         """The default model first, then the allow-list (empty: the host left it to clients)."""
@@ -222,6 +247,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "RETENTION": ("retention", _duration),
     "MAX_READERS": ("max_readers", _int),
     "MAX_RESPONSE_TIME": ("max_response_time", parse_seconds),
+    "BODY_TIMEOUT": ("body_timeout", parse_seconds),
+    "ALLOWED_ORIGINS": ("allowed_origins", _list),
 }
 
 

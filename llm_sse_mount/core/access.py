@@ -360,8 +360,12 @@ def limits_store_from_env(env: Mapping[str, str]) -> LimitStore | None:
     url = raw or env.get("LLM_SSE_STORE", "").strip()
     if not url or url.lower() == "memory":
         return None
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("LLM_SSE_LIMITS_STORE must be 'memory' or a redis:// URL")
+    from ..store.redis_client import is_redis_url
+
+    if not is_redis_url(url):
+        raise ConfigError(
+            "LLM_SSE_LIMITS_STORE must be 'memory' or a redis:// (or redis+cluster://) URL"
+        )
     return RedisLimitStore(url)
 
 

@@ -32,7 +32,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppres
 from typing import Any
 
 import anyio
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..codec import decode, encode
@@ -41,6 +40,7 @@ from ..events import Done, Error, Frame, StreamEvent
 from ..redaction import log_id
 from ..tasks import beside, every
 from .base import StreamInfo
+from .redis_client import AnyRedis, redis_client
 from .redis_presence import ReaderPresence
 from .redis_scripts import APPEND, CREATE, HEARTBEAT
 
@@ -74,13 +74,14 @@ def _entries(response: Any) -> list[tuple[Any, Any]]:
 class RedisStore:
     """Frames in Redis, for several worker processes (see the module docstring for the keys).
 
-    ``url_or_client``: a ``redis://`` URL (the store then owns its client and closes it in
-    :meth:`aclose`) or a ``redis.asyncio.Redis`` of the host's (its ``socket_timeout`` must
-    be longer than ``block``). ``prefix``: key prefix, so several apps can share one Redis.
-    ``retention``: seconds a finished stream stays readable. ``max_frames``: frames one
-    stream may hold (a longer answer is cut with ``error{stream_too_long}``). ``lease_ttl``:
-    seconds after which a producer that stopped heartbeating (its process died) is declared
-    lost. ``block``: the longest a reader waits in one ``XREAD`` before checking the lease.
+    ``url_or_client``: a ``redis://`` or ``redis+cluster://`` URL (:mod:`.redis_client`; the
+    store owns that client and closes it in :meth:`aclose`), or a ``Redis`` / ``RedisCluster``
+    of the host's (its ``socket_timeout`` longer than ``block``). ``prefix``: key prefix, so
+    several apps can share one Redis. ``retention``: seconds a finished stream stays readable.
+    ``max_frames``: frames one stream may hold (a longer answer is cut with
+    ``error{stream_too_long}``). ``lease_ttl``: seconds after which a producer that stopped
+    heartbeating (its process died) is declared lost. ``block``: the longest a reader waits in
+    one ``XREAD`` before checking the lease.
 
     Example::
 
@@ -90,7 +91,7 @@ class RedisStore:
 
     def __init__(
         self,
-        url_or_client: str | aioredis.Redis,
+        url_or_client: str | AnyRedis,
         *,
         prefix: str = "llm_sse:",
         retention: float = 300.0,
@@ -102,12 +103,9 @@ class RedisStore:
         if lease_ttl <= 0 or block <= 0 or max_frames < 1 or batch < 1:
             raise ConfigError("lease_ttl and block must be positive, max_frames and batch >= 1")
         if isinstance(url_or_client, str):
-            self.client = aioredis.Redis.from_url(
-                url_or_client,
-                socket_connect_timeout=2.0,
-                # Longer than one blocking XREAD, short enough that a dead network is noticed.
-                socket_timeout=block + 5.0,
-            )
+            # Longer than one blocking XREAD, short enough that a dead network is noticed.
+            timeout = block + 5.0
+            self.client = redis_client(url_or_client, socket_timeout=timeout, connect_timeout=2.0)
             self._owns_client = True
         else:
             self.client = url_or_client

@@ -17,11 +17,11 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
 import anyio
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..redaction import log_id
 from ..tasks import beside, every
+from .redis_client import AnyRedis
 
 __all__ = ["ReaderPresence"]
 
@@ -49,7 +49,7 @@ class ReaderPresence:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: AnyRedis,
         readers_key: Callable[[str], str],
         lease_ttl: float,
         running_ms: int,
