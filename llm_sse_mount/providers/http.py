@@ -150,6 +150,7 @@ async def open_event_stream(
     body: Mapping[str, Any],
     on_json_body: Callable[[Any], UpstreamError] | None = None,
     secrets: Sequence[str] = (),
+    on_error_body: Callable[[int, bytes, float | None], UpstreamError | None] | None = None,
 ) -> httpx.Response:
     """POST ``body`` and return the streaming response once its status is known to be good.
 
@@ -157,6 +158,8 @@ async def open_event_stream(
     event stream (a JSON body from a server that ignored ``stream: true``, an HTML page from a
     proxy) is an ``upstream_bad_response`` error rather than a silent empty answer.
     ``secrets`` (every credential the request carries) are redacted from error bodies.
+    ``on_error_body(status, redacted_body, retry_after)`` lets a vendor read its own error
+    shape first (``None`` falls back to the generic mapping above).
     """
     request = http.build_request("POST", url, headers=headers, json=body)
     try:
@@ -167,8 +170,13 @@ async def open_event_stream(
         content_type = response.headers.get("content-type", "").lower()
         if response.status_code >= 400:
             raw = await _read_limited(response, MAX_ERROR_BODY)
-            message, code = error_message_from_body(raw, content_type, secrets)
             retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if on_error_body is not None:
+                clean = redact(raw.decode("utf-8", "replace"), secrets).encode()
+                vendor = on_error_body(response.status_code, clean, retry_after)
+                if vendor is not None:
+                    raise vendor
+            message, code = error_message_from_body(raw, content_type, secrets)
             raise status_error(response.status_code, message, code, retry_after)
         if response.status_code != 200 or "text/event-stream" not in content_type:
             raw = await _read_limited(response, MAX_ERROR_BODY)
