@@ -43,7 +43,9 @@ from .protocols.native import NativeEncoder
 from .protocols.openai_chat import OpenAIEncoder
 from .protocols.text import TextEncoder
 from .providers.anthropic import Anthropic
+from .providers.gemini import Gemini
 from .providers.openai import OpenAICompatible
+from .providers.openai_responses import OpenAIResponses
 from .providers.scripted import Scripted
 from .providers.zhipu import Zhipu
 from .request import ChatRequest, Message
@@ -65,6 +67,7 @@ __all__ = [
     "Error",
     "Finish",
     "Forbidden",
+    "Gemini",
     "LLMMount",
     "LLMSSEError",
     "LimitStore",
@@ -76,6 +79,7 @@ __all__ = [
     "NotFound",
     "OpenAICompatible",
     "OpenAIEncoder",
+    "OpenAIResponses",
     "PayloadTooLarge",
     "Principal",
     "Rate",
