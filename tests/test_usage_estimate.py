@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from llm_sse_mount.events import Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from llm_sse_mount.request import ChatRequest, Message, Tool, ToolCall
 from llm_sse_mount.usage_estimate import (
     Tokenizer,
+    UsageTally,
     approximate_tokens,
     completion_tokens,
     load_tokenizer,
@@ -106,3 +108,22 @@ def test_completion_tokens_count_text_reasoning_and_arguments() -> None:
     )
     assert only_text > 0
     assert with_call > only_text + 5
+
+
+def test_the_tally_counts_what_was_relayed_and_nothing_else() -> None:
+    tally = UsageTally()
+    for event in (
+        TextDelta("Hello there, "),
+        TextDelta("how are you?"),
+        ReasoningDelta("The user greets me."),
+        ToolCallDelta(0, "call_1", "get_weather", ""),
+        ToolCallDelta(0, None, None, '{"city":"Paris"}'),
+        Usage(1, 2, 3),
+        Finish("tool_calls"),
+    ):
+        tally.observe(event)
+    expected = completion_tokens(
+        ["Hello there, ", "how are you?", "The user greets me."],
+        [("get_weather", '{"city":"Paris"}')],
+    )
+    assert tally.completion_tokens == expected
