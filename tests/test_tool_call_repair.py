@@ -120,6 +120,19 @@ SHAPES: dict[str, list[list[dict[str, Any]]]] = {
         [{"index": 0, "id": "call_a", "function": {"arguments": '"巴黎"}'}}],
         [{"index": 1, "id": "call_b", "function": {"name": "get_time", "arguments": "{}"}}],
     ],
+    "name_after_the_id": [
+        [{"index": 0, "id": "call_a", "type": "function", "function": {"arguments": ""}}],
+        [{"index": 0, "function": {"name": "get_weather", "arguments": '{"city":'}}],
+        [{"index": 0, "function": {"arguments": '"巴黎"}'}}],
+        [
+            {
+                "index": 1,
+                "id": "call_b",
+                "type": "function",
+                "function": {"name": "get_time", "arguments": "{}"},
+            }
+        ],
+    ],
     "arguments_as_objects": [
         [
             {
@@ -188,6 +201,14 @@ def test_an_object_mixed_with_string_pieces_is_a_bad_response() -> None:
             ]
         )
     assert info.value.code == "upstream_bad_response"
+
+
+def test_a_call_that_never_gets_a_name_is_released_at_the_end() -> None:
+    assembler = ToolCallAssembler(id_prefix="call_made")
+    assert list(assembler.feed(index=0, id="c", arguments='{"a":')) == []
+    assert list(assembler.feed(index=0, arguments="1}")) == []
+    assert list(assembler.flush()) == [ToolCallDelta(0, "c", None, '{"a":1}')]
+    assert list(assembler.flush()) == []
 
 
 def test_made_up_ids_never_collide_with_the_upstreams() -> None:
@@ -303,7 +324,9 @@ def test_each_shape_through_the_native_and_openai_outputs(
     assert completion.choices[0].finish_reason == "tool_calls"
 
 
-@pytest.mark.parametrize("shape", ["no_index_no_id", "ollama_all_index_0", "arguments_as_objects"])
+@pytest.mark.parametrize(
+    "shape", ["no_index_no_id", "ollama_all_index_0", "name_after_the_id", "arguments_as_objects"]
+)
 def test_repaired_shapes_through_the_ai_sdk(
     shape: str,
     fake_upstream: FakeUpstream,

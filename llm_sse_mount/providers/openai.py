@@ -88,17 +88,19 @@ class OpenAIStreamParser:
         self._think = ThinkTagSplitter() if think_tags else None
         self._tools = ToolCallAssembler()
 
-    def _flush_think(self, out: list[ProviderEvent]) -> None:
-        # Held-back tag prefixes belong to the answer (or to a think that never closed).
+    def _flush(self, out: list[ProviderEvent]) -> None:
+        # The answer is over: held-back tag prefixes belong to the answer (or to a think that
+        # never closed), and a tool call still waiting for its name goes out without one.
         if self._think is not None:
             out.extend(self._think.flush())
+        out.extend(self._tools.flush())
 
     def feed(self, event: ServerSentEvent) -> Iterable[ProviderEvent]:
         data = event.data
         if data == "[DONE]":
             self.finished = True
             out: list[ProviderEvent] = []
-            self._flush_think(out)
+            self._flush(out)
             return out
         try:
             chunk = json.loads(data)
@@ -151,7 +153,7 @@ class OpenAIStreamParser:
                     code="upstream_network_error",
                 )
             self._saw_finish = True
-            self._flush_think(out)
+            self._flush(out)
             out.append(Finish(_FINISH.get(str(reason), "stop")))
 
     def _tool_call(self, call: Any) -> Iterable[ToolCallDelta]:

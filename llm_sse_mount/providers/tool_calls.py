@@ -21,8 +21,9 @@ type, a non-int ``index``, a non-string     text for it, and passing it on break
 ==========================================  ================================================
 
 Out come :class:`~llm_sse_mount.events.ToolCallDelta` with indexes 0, 1, … in order of first
-appearance; the first fragment of each call carries its id (and its name as soon as known),
-later ones only arguments. String arguments pass byte for byte.
+appearance; the first fragment of each call carries its id and name, later ones only
+arguments. A call whose name comes after its id is held until the name arrives (``flush``
+releases one that never gets a name). String arguments pass byte for byte.
 
 The choice for an object: Ollama's native API and some proxies send ``arguments`` as the
 parsed object. Its compact JSON text is exactly what the model meant, so refusing the stream
@@ -69,7 +70,8 @@ class _Call:
     upstream_index: int | None
     id: str
     name: str | None
-    name_sent: bool = False
+    started: bool = False  # its first delta (id and name) went out
+    pending: str = ""  # arguments held while the name is unknown
     has_arguments: bool = False
     object_arguments: bool = False
 
@@ -111,7 +113,6 @@ class ToolCallAssembler:
         text, was_object = arguments_text(arguments)
         call_id, call_name = id or None, name or None
         call = self._match(index, call_id, call_name)
-        first = call is None
         if call is None:
             call = self._start(index, call_id, call_name)
         elif call_name and call.name is None:
@@ -121,17 +122,25 @@ class ToolCallAssembler:
                 raise _bad("arguments mix a JSON object with other fragments")
             call.has_arguments = True
             call.object_arguments = was_object
-        send_name = call.name is not None and not call.name_sent
-        if not (first or send_name or text):
-            return  # an empty continuation (some servers repeat the id alone)
-        if send_name:
-            call.name_sent = True
-        yield ToolCallDelta(
-            index=call.index,
-            id=call.id if first else None,
-            name=call.name if send_name else None,
-            arguments=text,
-        )
+        if not call.started:
+            if call.name is None:
+                # Some servers send the id before the name; clients key a call by its first
+                # fragment (the AI SDK names it then), so hold it until the name is known.
+                call.pending += text
+                return
+            call.started = True
+            yield ToolCallDelta(call.index, call.id, call.name, call.pending + text)
+            call.pending = ""
+        elif text:
+            yield ToolCallDelta(call.index, None, None, text)
+
+    def flush(self) -> Iterator[ToolCallDelta]:
+        """The answer ended: release calls still waiting for a name (as nameless calls)."""
+        for call in self._calls:
+            if not call.started:
+                call.started = True
+                yield ToolCallDelta(call.index, call.id, None, call.pending)
+                call.pending = ""
 
     def _match(self, index: int | None, call_id: str | None, name: str | None) -> _Call | None:
         if call_id is not None:
@@ -141,7 +150,7 @@ class ToolCallAssembler:
             for call in reversed(self._calls):
                 if call.upstream_index == index:
                     # Same index, no id, but a second name: a new call that reused the index.
-                    if name and call.name and call.name_sent:
+                    if name and call.name and call.started:
                         return None
                     return call
             return None
