@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from llm_sse_mount.relay import CompletionRecord
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -19,7 +20,6 @@ from llm_sse_mount import LLMMount
 from llm_sse_mount.providers.http import MAX_RETRY_AFTER, parse_retry_after
 from llm_sse_mount.providers.openai import OpenAICompatible
 from llm_sse_mount.providers.zhipu import Zhipu
-from llm_sse_mount.relay import CompletionRecord
 
 from .support.fake_upstream import Body, FakeUpstream, Step, openai_stream
 from .support.servers import ServerThread

@@ -65,7 +65,13 @@ from ..events import Finish, FinishReason, ProviderEvent, ReasoningDelta, TextDe
 from ..request import ChatRequest
 from ..sse_decoder import ServerSentEvent
 from .gemini_request import build_gemini_body
-from .http import SSEUpstream, open_event_stream, parse_retry_after, status_error
+from .http import (
+    SSEUpstream,
+    incomplete_unless,
+    open_event_stream,
+    parse_retry_after,
+    status_error,
+)
 from .tool_calls import ToolCallAssembler
 
 __all__ = ["GEMINI_BASE_URL", "Gemini", "GeminiStreamParser", "google_error"]
@@ -213,16 +219,9 @@ class GeminiStreamParser:
             self._reason = reason
 
     def end_of_body(self) -> Iterable[ProviderEvent]:
+        incomplete_unless(self._blocked or self._reason is not None)
         finish: FinishReason
-        if self._blocked:
-            finish = "content_filter"
-        elif self._reason is None:
-            raise UpstreamError(
-                "the upstream stream ended before the answer was complete",
-                code="upstream_incomplete",
-                retryable=True,
-            )
-        elif self._reason in _FILTERED:
+        if self._blocked or self._reason in _FILTERED:
             finish = "content_filter"
         elif self._reason == "MAX_TOKENS":
             finish = "length"

@@ -41,9 +41,10 @@ event                                       normalized
                                             ``max_output_tokens``, ``content_filter`` for
                                             ``content_filter``, else ``stop``
 ``response.failed``, ``error``              ``UpstreamError``: ``rate_limit_exceeded`` →
-                                            ``upstream_rate_limited``, ``server_error`` →
-                                            ``upstream_error`` (both retryable), others
-                                            ``upstream_error``
+                                            ``upstream_rate_limited``, ``server_error`` and
+                                            unknown codes → ``upstream_error`` (both
+                                            retryable), the request's own faults
+                                            (``invalid_prompt``…) → ``upstream_rejected``
 everything else                             ignored (``created``, ``in_progress``, ``*.done``,
                                             built-in tool progress)
 ==========================================  ============================================
@@ -65,7 +66,7 @@ from ..errors import RequestError, UpstreamError
 from ..events import Finish, FinishReason, ProviderEvent, ReasoningDelta, TextDelta, Usage
 from ..request import ChatRequest, Message
 from ..sse_decoder import ServerSentEvent
-from .http import SSEUpstream, open_event_stream
+from .http import SSEUpstream, incomplete_unless, open_event_stream
 from .openai import mid_stream_error
 from .tool_calls import ToolCallAssembler
 
@@ -113,6 +114,31 @@ def _tool_choice(choice: str | Mapping[str, Any]) -> str | dict[str, Any]:
     )
 
 
+#: ``ResponseError.code`` values (openai-python ``types/responses/response_error.py``) that say
+#: the request itself cannot be answered.
+_REJECTED = frozenset(
+    (
+        "invalid_prompt",
+        "bio_policy",
+        "misalignment_policy_violation",
+        "data_residency_mismatch",
+        "invalid_image",
+        "invalid_image_format",
+        "invalid_base64_image",
+        "invalid_image_url",
+        "image_too_large",
+        "image_too_small",
+        "image_parse_error",
+        "image_content_policy_violation",
+        "invalid_image_mode",
+        "image_file_too_large",
+        "unsupported_image_media_type",
+        "empty_image_file",
+        "failed_to_download_image",
+        "image_file_not_found",
+    )
+)
+
 _INCOMPLETE: dict[str, FinishReason] = {
     "max_output_tokens": "length",
     "content_filter": "content_filter",
@@ -130,14 +156,19 @@ def _usage(obj: Any) -> Usage | None:
 
 
 def response_error(error: Any, fallback: str = "the upstream failed the response") -> UpstreamError:
-    """A Responses ``error`` object (``{"code", "message"}``) as the client-facing error."""
+    """A Responses ``error`` object (``{"code", "message"}``) as the client-facing error:
+    ``rate_limit_exceeded`` → ``upstream_rate_limited``, ``server_error`` and codes we do not
+    know → ``upstream_error`` (both retryable), any other known code (``invalid_prompt``,
+    ``bio_policy``, image errors…) → ``upstream_rejected``: asking again gets the same answer."""
     code = message = None
     if isinstance(error, Mapping):
         code, message = error.get("code"), error.get("message")
     text = f"upstream error: {message or fallback}" + (f" ({code})" if code else "")
     if code == "rate_limit_exceeded":
-        return UpstreamError(text, code="upstream_rate_limited", status=429, retryable=True)
-    return UpstreamError(text, code="upstream_error", retryable=code == "server_error")
+        return UpstreamError(text, code="upstream_rate_limited")
+    if code in _REJECTED:
+        return UpstreamError(text, code="upstream_rejected")
+    return UpstreamError(text, code="upstream_error")
 
 
 class ResponsesStreamParser:
@@ -236,11 +267,7 @@ class ResponsesStreamParser:
         return [Finish(finish)] if usage is None else [usage, Finish(finish)]
 
     def end_of_body(self) -> Iterable[ProviderEvent]:
-        raise UpstreamError(
-            "the upstream stream ended before the answer was complete",
-            code="upstream_incomplete",
-            retryable=True,
-        )
+        return incomplete_unless(False)  # only a terminal event ends a response
 
 
 class OpenAIResponses:
