@@ -145,7 +145,8 @@ async def test_a_refusal_is_text_with_a_content_filter_finish(
             "upstream_rate_limited",
             True,
         ),
-        ("failed", {"code": "invalid_prompt", "message": "no"}, "upstream_error", False),
+        ("failed", {"code": "invalid_prompt", "message": "no"}, "upstream_rejected", False),
+        ("failed", {"code": "vector_store_timeout", "message": "slow"}, "upstream_error", True),
         ("error", None, "upstream_rate_limited", True),
     ],
 )

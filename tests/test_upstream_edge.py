@@ -12,11 +12,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from llm_sse_mount.relay import CompletionRecord
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from llm_sse_mount import LLMMount
+from llm_sse_mount import CompletionRecord, LLMMount
 from llm_sse_mount.providers.http import MAX_RETRY_AFTER, parse_retry_after
 from llm_sse_mount.providers.openai import OpenAICompatible
 from llm_sse_mount.providers.zhipu import Zhipu
