@@ -387,7 +387,9 @@ def test_a_stall_mid_stream_ends_with_a_timeout_error_frame(
     _, raw = post_chat(url + "/chat", {"messages": [{"role": "user", "content": "x"}]})
     frames = parse_frames(raw)
     assert_contract(frames)
-    assert [f.event for f in frames] == ["start", "delta", "error", "done"]
-    assert frames[2].data["code"] == "upstream_timeout"
+    # No usage from the upstream: the mount's estimate, marked, comes before the error.
+    assert [f.event for f in frames] == ["start", "delta", "usage", "error", "done"]
+    assert frames[2].data["estimated"] is True
+    assert frames[3].data["code"] == "upstream_timeout"
     assert time.monotonic() - started < 5
     fake_upstream.wait_closed(timeout=1.0)  # raises if the upstream stayed open

@@ -321,9 +321,11 @@ def test_a_failed_response_mid_stream_is_an_error_frame_then_done(
     )
     frames = parse_frames(raw)
     assert_contract(frames)
-    assert [f.event for f in frames] == ["start", "delta", "error", "done"]
-    assert frames[2].data["code"] == "upstream_error"
-    assert frames[3].data == {"finish_reason": "error"}
+    # No usage from the upstream: the mount's estimate, marked, comes before the error.
+    assert [f.event for f in frames] == ["start", "delta", "usage", "error", "done"]
+    assert frames[2].data["estimated"] is True
+    assert frames[3].data["code"] == "upstream_error"
+    assert frames[4].data == {"finish_reason": "error"}
 
 
 def test_a_stall_mid_stream_ends_with_a_timeout_and_closes_the_upstream(
@@ -334,7 +336,9 @@ def test_a_stall_mid_stream_ends_with_a_timeout_and_closes_the_upstream(
     started = time.monotonic()
     _, raw = post_chat(url + "/chat", {"messages": [{"role": "user", "content": "x"}]})
     frames = parse_frames(raw)
-    assert [f.event for f in frames] == ["start", "delta", "error", "done"]
-    assert frames[2].data["code"] == "upstream_timeout"
+    # No usage from the upstream: the mount's estimate, marked, comes before the error.
+    assert [f.event for f in frames] == ["start", "delta", "usage", "error", "done"]
+    assert frames[2].data["estimated"] is True
+    assert frames[3].data["code"] == "upstream_timeout"
     assert time.monotonic() - started < 5
     fake_upstream.wait_closed(timeout=1.0)  # raises if the upstream stayed open
