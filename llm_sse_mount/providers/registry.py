@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import ConfigError
+from ..settings import parse_switch
 from .base import Provider
 
 __all__ = ["PROVIDERS", "provider_from_env"]
@@ -21,14 +22,8 @@ PROVIDERS: dict[str, tuple[str, ...]] = {
 
 
 def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be 0 or 1, not {raw!r}")
+    raw = env.get(name, "")
+    return default if not raw.strip() else parse_switch(name, raw)
 
 
 def _key(env: Mapping[str, str], kind: str) -> str:
