@@ -166,3 +166,16 @@ def test_a_key_straddling_the_truncation_point_is_redacted_whole(
         assert KEY[:n] not in message
         assert KEY[:n] not in caplog.text
     assert message.count("x") >= 250  # the error text itself still arrives
+
+
+def test_zhipu_secrets_name_the_current_and_the_previous_token() -> None:
+    from llm_sse_mount.providers.zhipu_auth import ZhipuAuth
+
+    now = [1_700_000_000.0]
+    auth = ZhipuAuth(ZHIPU_KEY, ttl=600, renew_margin=60, clock=lambda: now[0])
+    first = auth.authorization().removeprefix("Bearer ")
+    assert first in auth.secrets()
+    now[0] += 550  # inside the renew margin: a new token, while the old one is still valid
+    second = auth.authorization().removeprefix("Bearer ")
+    assert second != first
+    assert {first, second, ZHIPU_KEY, ZHIPU_KEY.split(".")[1]} <= set(auth.secrets())
