@@ -46,7 +46,9 @@ from .protocols.native import NativeEncoder
 from .protocols.openai_chat import OpenAIEncoder
 from .protocols.text import TextEncoder
 from .providers.anthropic import Anthropic
+from .providers.gemini import Gemini
 from .providers.openai import OpenAICompatible
+from .providers.openai_responses import OpenAIResponses
 from .providers.scripted import Scripted
 from .providers.zhipu import Zhipu
 from .request import ChatRequest, Message
@@ -70,6 +72,7 @@ __all__ = [
     "Error",
     "Finish",
     "Forbidden",
+    "Gemini",
     "LLMMount",
     "LLMSSEError",
     "LimitStore",
@@ -81,6 +84,7 @@ __all__ = [
     "NotFound",
     "OpenAICompatible",
     "OpenAIEncoder",
+    "OpenAIResponses",
     "PayloadTooLarge",
     "Principal",
     "Rate",

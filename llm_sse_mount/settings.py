@@ -28,6 +28,7 @@ __all__ = [
     "normalize_origins",
     "parse_int",
     "parse_seconds",
+    "parse_switch",
 ]
 
 #: Request parameters a client may set unless the host narrows the list.
@@ -206,6 +207,16 @@ def parse_int(name: str, raw: str, *, minimum: int = 0, hint: str = "") -> int:
             raise ConfigError(f"{name} must not be negative")
         raise ConfigError(f"{name} must be at least {minimum}{hint}")
     return value
+
+
+def parse_switch(name: str, raw: str) -> bool:
+    """On or off: ``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
 
 
 def _int(name: str, raw: str) -> int:

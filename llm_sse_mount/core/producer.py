@@ -10,6 +10,11 @@ How a stream ends (exactly one ``done``, always)::
                                 → done{cancelled}          upstream response closed
     the owner stopped it        → done{cancelled}          upstream response closed
     server shutting down        → error{server_shutdown, retryable} + done{error}
+
+Every ending carries usage: when the upstream reported none (the client left, a timeout, an
+error, a server that does not count), the producer appends its own estimate, marked
+``Usage(estimated=True)``, before the closing frames; it is what the token budget charges and
+what ``on_complete`` records. The upstream's figure always wins: no estimate follows it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from ..events import (
 from ..redaction import redact
 from ..settings import Timeouts
 from ..store.base import StreamStore
+from ..usage_estimate import UsageTally
 from .records import CompletionRecord, OnComplete, report
 from .relay import Opened
 from .shutdown import ShutdownSignal
@@ -82,6 +88,7 @@ class Producer:
         on_complete: OnComplete | None = None,
         secrets: Sequence[str] = (),
         on_usage: Callable[[Usage], Awaitable[None]] | None = None,
+        prompt_tokens: int = 0,
     ) -> None:
         self.stream_id = stream_id
         self.opened = opened
@@ -93,6 +100,9 @@ class Producer:
         self.secrets = tuple(secrets)
         # Access control's hook (tokens per minute): sees each usage report as it streams.
         self.on_usage = on_usage
+        # For the estimate when the upstream never reports usage (see the module docstring).
+        self.prompt_tokens = prompt_tokens
+        self._tally = UsageTally()
         self.outcome = Outcome.FINISHED
         self._finish: FinishReason | None = None
         self._usage: Usage | None = None
@@ -172,11 +182,11 @@ class Producer:
                 if isinstance(event, Finish):
                     self._finish = event.reason  # GLM repeats it; the last one wins
                     continue
-                if self._first_token_at is None and isinstance(
-                    event, (TextDelta, ReasoningDelta, ToolCallDelta)
-                ):
-                    self._first_token_at = time.monotonic()
-                if type(event) is Usage:
+                if isinstance(event, (TextDelta, ReasoningDelta, ToolCallDelta)):
+                    if self._first_token_at is None:
+                        self._first_token_at = time.monotonic()
+                    self._tally.observe(event)
+                elif type(event) is Usage:
                     self._usage = event
                     if self.on_usage is not None:
                         await self.on_usage(event)
@@ -203,10 +213,26 @@ class Producer:
             return [error, Done("error")]
         return [Done(self._finish or "stop")]
 
+    async def _estimate_usage(self) -> list[StreamEvent]:
+        """The estimated usage frame, if the upstream reported none; charged to the budget."""
+        if self._usage is not None:
+            return []
+        completion = self._tally.completion_tokens
+        prompt = self.prompt_tokens
+        self._usage = Usage(prompt, completion, prompt + completion, estimated=True)
+        if self.on_usage is not None:
+            with anyio.move_on_after(2):  # a budget store that hangs must not hold the end
+                await self.on_usage(self._usage)
+        return [self._usage]
+
     async def _finish_stream(self, error: Error | None) -> None:
+        # Estimated usage (charged to the budget) whenever the upstream reported none; after a
+        # stop the store already ends with done, so the estimate goes to the record only.
+        estimate = await self._estimate_usage()
         tail = self._tail(error)
         reason: FinishReason = "cancelled"
         if tail:
+            tail = [*estimate, *tail]
             last = tail[-1]
             reason = last.finish_reason if isinstance(last, Done) else "error"
             try:

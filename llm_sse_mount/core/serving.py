@@ -270,6 +270,7 @@ class NewStream(Response):
             on_complete=ctx.on_complete,
             secrets=ctx.relay.secrets(),
             on_usage=admission.on_usage,
+            prompt_tokens=admission.prompt_tokens,
         )
         # The lease tells readers on other workers the producer lives; it outlasts the task
         # group, so the producer's closing frames are written under it. A stop (from any

@@ -380,6 +380,7 @@ class Anthropic:
             headers=self.build_headers(),
             body=self.build_body(request),
             on_json_body=_json_instead_of_stream,
+            secrets=self.secrets(),
         )
         return SSEUpstream(response, AnthropicStreamParser(), max_line_bytes=self.max_line_bytes)
 
