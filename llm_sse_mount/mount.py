@@ -54,6 +54,7 @@ class LLMMount:
     :class:`~.settings.RequestPolicy` (model, allow-list, caps),
     :class:`~.settings.Timeouts`, :class:`~.settings.RetryPolicy`,
     :class:`~.settings.StreamOptions` (pings, send timeout, grace periods, retention).
+    ``docs/configuration.md`` has every setting with its environment variable.
 
     The parts:
 
