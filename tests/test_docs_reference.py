@@ -231,13 +231,28 @@ def error_classes() -> Iterator[type[LLMSSEError]]:
         todo.extend(cls.__subclasses__())
 
 
+def class_status(cls: type[LLMSSEError]) -> int | None:
+    """The status an error class gives its default code: a class attribute today; once the
+    catalogue decides statuses, the catalogue's entry for the code."""
+    status = getattr(cls, "status", None)
+    if isinstance(status, int):
+        return status
+    entry = (error_catalogue() or {}).get(cls.code)
+    status = getattr(entry, "status", None)
+    return status if isinstance(status, int) else None
+
+
 def test_error_table_statuses_are_the_error_classes() -> None:
     documented = documented_errors()
+    checked = 0
     for cls in error_classes():
         shown = documented.get(cls.code)
         assert shown is not None, f"{cls.__name__}.code {cls.code!r} is not documented"
-        if shown.isdigit():
-            assert int(shown) == cls.status, f"{cls.code}: {cls.__name__} says {cls.status}"
+        status = class_status(cls)
+        if shown.isdigit() and status is not None:
+            assert int(shown) == status, f"{cls.code}: {cls.__name__} says {status}"
+            checked += 1
+    assert checked >= 5
 
 
 # --- performance ----------------------------------------------------------------------------
