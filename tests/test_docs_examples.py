@@ -67,7 +67,9 @@ def test_the_documentation_has_the_examples_this_file_runs() -> None:
 
 
 def test_make_run_serves_the_model_names_the_examples_use() -> None:
-    served = set(LLMMount.from_env(environ={}).allowed_models())  # what `make run` builds
+    # What `make run` builds (no LLM_SSE_* variables), asked the way a client asks.
+    with serve(create_app(LLMMount.from_env(environ={}))) as server:
+        served = set(httpx.get(server.url + "/llm/models").json()["models"])
     used: set[str] = set()
     for block in BLOCKS:
         # Requests to the mount in any language (the browser's JavaScript too); blocks that

@@ -131,13 +131,14 @@ def test_configuration_table_defaults_are_the_signatures() -> None:
 # --- errors ---------------------------------------------------------------------------------
 
 
-def documented_errors() -> dict[str, str]:
+def documented_errors() -> dict[str, list[str]]:
+    """code → its row's cells after the code (status, retryable, when)."""
     rows = table_rows(DOCS / "errors.md", "code")
-    out: dict[str, str] = {}
+    out: dict[str, list[str]] = {}
     for row in rows:
         (code,) = inline_codes(row[0])
         assert code not in out, f"{code} has two rows"
-        out[code] = row[1]
+        out[code] = row[1:]
     return out
 
 
@@ -146,13 +147,20 @@ def error_catalogue() -> Mapping[str, Any] | None:
     for module in package_modules("error", "catalog"):
         for attr, value in vars(module).items():
             if (
-                not attr.startswith("__")
+                not attr.startswith("_")
                 and isinstance(value, Mapping)
                 and len(value) >= 10
-                and all(isinstance(k, str) and CODE.match(k) for k in value)
+                and all(isinstance(k, str) and re.fullmatch(r"[a-z][a-z0-9_]*", k) for k in value)
             ):
                 return value
     return None
+
+
+def entry_field(entry: Any, name: str) -> Any:
+    """``entry.status`` or ``entry["status"]``: a catalogue entry may be either."""
+    if isinstance(entry, Mapping):
+        return entry.get(name)
+    return getattr(entry, name, None)
 
 
 def codes_at_raise_sites() -> set[str]:
@@ -210,12 +218,15 @@ def test_error_table_names_every_code_the_package_answers_with() -> None:
     catalogue = error_catalogue()
     if catalogue is not None:
         assert set(documented) == set(catalogue)
+        assert codes_at_raise_sites() <= set(catalogue)
         for code, entry in catalogue.items():
-            status = getattr(entry, "status", None)
-            if status is None and isinstance(entry, Mapping):
-                status = entry.get("status")
-            if isinstance(status, int) and documented[code].isdigit():
-                assert int(documented[code]) == status, code
+            status, retryable = entry_field(entry, "status"), entry_field(entry, "retryable")
+            shown_status, shown_retryable = documented[code][0], documented[code][1]
+            if isinstance(status, int):
+                assert shown_status == str(status), f"{code}: the catalogue says {status}"
+            if isinstance(retryable, bool):
+                shown = {"yes": True, "no": False}.get(shown_retryable)
+                assert shown is retryable, f"{code}: the catalogue says retryable={retryable}"
         return
     missing = codes_at_raise_sites() - set(documented)
     assert not missing, f"raised but not in docs/errors.md: {sorted(missing)}"
@@ -246,9 +257,9 @@ def test_error_table_statuses_are_the_error_classes() -> None:
     documented = documented_errors()
     checked = 0
     for cls in error_classes():
-        shown = documented.get(cls.code)
-        assert shown is not None, f"{cls.__name__}.code {cls.code!r} is not documented"
-        status = class_status(cls)
+        row = documented.get(cls.code)
+        assert row is not None, f"{cls.__name__}.code {cls.code!r} is not documented"
+        shown, status = row[0], class_status(cls)
         if shown.isdigit() and status is not None:
             assert int(shown) == status, f"{cls.code}: {cls.__name__} says {status}"
             checked += 1
@@ -315,3 +326,19 @@ def test_relative_links_point_at_files_that_exist(page: Path) -> None:
             continue
         path = (page.parent / target.split("#")[0]).resolve()
         assert path.exists(), f"{page.name} links to {target}, which does not exist"
+
+
+# --- architecture ---------------------------------------------------------------------------
+
+
+def test_architecture_page_draws_the_layers_lint_enforces() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    contract = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    (layers,) = [
+        c["layers"] for c in contract["tool"]["importlinter"]["contracts"] if c["type"] == "layers"
+    ]
+    page = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    drawn = [line.split("  ")[0].strip() for line in page.splitlines()]
+    positions = [drawn.index(layer) if layer in drawn else -1 for layer in layers]
+    assert -1 not in positions, f"layers not drawn as in pyproject.toml: {layers}"
+    assert positions == sorted(positions), "the page draws the layers in another order"
