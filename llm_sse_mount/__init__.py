@@ -5,6 +5,8 @@
     from llm_sse_mount import LLMMount, Zhipu
 
     app.mount("/llm", LLMMount(provider=Zhipu(api_key="id.secret"), model="glm-4-flash"))
+
+The manual is in ``docs/`` (start at ``docs/getting-started.md``).
 """
 
 import typing as _typing

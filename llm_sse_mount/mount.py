@@ -56,6 +56,7 @@ class LLMMount:
     browser origins allowed: see :mod:`.edge`),
     :class:`~.settings.Timeouts`, :class:`~.settings.RetryPolicy`,
     :class:`~.settings.StreamOptions` (pings, send timeout, grace periods, retention).
+    ``docs/configuration.md`` has every setting with its environment variable.
 
     The parts:
 
