@@ -26,9 +26,10 @@ from .http_client import ClientPool
 from .http_errors import error_response, read_json_body
 from .limits import Limiter, Limits, LimitStore
 from .providers.base import Provider
+from .providers.capabilities import require_capabilities
 from .redaction import install_redactor
 from .relay import OnComplete, Relay, RetryPolicy, Timeouts
-from .request import ChatRequest, Message, parse_native_body
+from .request import ChatRequest, Message, check_images, parse_native_body
 from .settings import CLIENT_PARAMS, MountSettings, env_overrides
 from .shutdown import ShutdownSignal
 from .store.base import StreamStore
@@ -69,6 +70,7 @@ class LLMMount:
     - ``max_tokens``: ceiling on a request's ``max_tokens`` (also the value sent when the
       request names none). ``client_params``: request parameters clients may set.
     - ``max_body_bytes`` / ``max_messages`` / ``max_chars``: request size caps (413 / 400).
+      ``max_images`` / ``max_image_bytes``: images per request, bytes per ``data:`` image.
     - ``ping_interval``: keep-alive comment interval. ``send_timeout``: a client that does not
       take a frame for this long is dropped.
     - ``connect_timeout``, ``first_token_timeout``, ``idle_timeout``, ``total_timeout``:
@@ -100,6 +102,8 @@ class LLMMount:
         max_body_bytes: int = 512 * 1024,
         max_messages: int = 500,
         max_chars: int = 400_000,
+        max_images: int = 16,
+        max_image_bytes: int = 5 * 1024 * 1024,
         ping_interval: float = 15.0,
         send_timeout: float | None = 30.0,
         connect_timeout: float | None = 10.0,
@@ -143,6 +147,8 @@ class LLMMount:
             shutdown_grace=shutdown_grace,
             resume_grace=resume_grace,
             retention=retention,
+            max_images=max_images,
+            max_image_bytes=max_image_bytes,
         )
         unknown = set(client_params) - CLIENT_PARAMS
         if unknown:
@@ -310,6 +316,8 @@ class LLMMount:
                 f"the conversation is too long (at most {s.max_chars} characters)",
                 code="conversation_too_long",
             )
+        check_images(chat, max_images=s.max_images, max_image_bytes=s.max_image_bytes)
+        require_capabilities(self.provider, chat)
         return chat
 
     def stream(

@@ -40,6 +40,7 @@ from .events import (
 )
 from .http_client import ClientPool
 from .providers.base import Provider, UpstreamStream
+from .providers.capabilities import require_capabilities
 from .request import ChatRequest
 from .shutdown import ShutdownSignal
 from .store.base import StreamStore
@@ -118,6 +119,15 @@ def _clock() -> Callable[[], float]:
         return anyio.current_time
 
 
+def capable(provider: Provider, request: ChatRequest) -> bool:
+    """Whether ``provider`` can honour everything ``request`` asks for."""
+    try:
+        require_capabilities(provider, request)
+    except LLMSSEError:
+        return False
+    return True
+
+
 def redact(text: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
         if secret:
@@ -156,6 +166,8 @@ class Relay:
             req = request
             if index > 0 and provider.default_model:
                 req = replace(request, model=provider.default_model)
+            if index > 0 and not capable(provider, req):
+                continue  # a fallback must not answer without the images or the schema
             http = provider.client or self.client or client
             assert http is not None, "the route leases a client before opening"
             for attempt in range(self.retry.retries + 1):

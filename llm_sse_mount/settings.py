@@ -14,7 +14,16 @@ __all__ = ["CLIENT_PARAMS", "MountSettings", "env_overrides", "parse_int"]
 
 #: Request parameters a client may set unless the host narrows the list.
 CLIENT_PARAMS: frozenset[str] = frozenset(
-    ("temperature", "top_p", "max_tokens", "stop", "tools", "tool_choice")
+    (
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "stop",
+        "tools",
+        "tool_choice",
+        "response_format",
+        "reasoning",
+    )
 )
 
 
@@ -40,6 +49,9 @@ class MountSettings:
     shutdown_grace: float
     resume_grace: float
     retention: float
+    #: Images per request, and decoded bytes per ``data:`` URI image (400 beyond).
+    max_images: int = 16
+    max_image_bytes: int = 5 * 1024 * 1024
 
 
 def _seconds(name: str, raw: str) -> float | None:
@@ -98,6 +110,8 @@ _ENV: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "SHUTDOWN_GRACE": ("shutdown_grace", _seconds),
     "RESUME_GRACE": ("resume_grace", _seconds),
     "RETENTION": ("retention", _seconds),
+    "MAX_IMAGES": ("max_images", _int),
+    "MAX_IMAGE_BYTES": ("max_image_bytes", _int),
 }
 
 
