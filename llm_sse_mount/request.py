@@ -88,7 +88,7 @@ class ResponseFormat:
 class Reasoning:
     """How hard the model should think, in whichever form the upstream takes."""
 
-    #: ``"minimal"`` | ``"low"`` | ``"medium"`` | ``"high"`` (OpenAI's reasoning effort).
+    #: ``"none"`` | ``"minimal"`` | ``"low"`` | ``"medium"`` | ``"high"`` | ``"xhigh"`` | ``"max"``.
     effort: str | None = None
     #: Anthropic's thinking budget, in tokens.
     budget_tokens: int | None = None
@@ -265,7 +265,8 @@ def json_schema_format(spec: Mapping[str, Any], where: str) -> ResponseFormat:
     return ResponseFormat("json_schema", schema=schema or {}, name=name, strict=strict)
 
 
-_EFFORTS = frozenset(("minimal", "low", "medium", "high"))
+#: OpenAI's ``ReasoningEffort`` values (openai-python ``types/shared/reasoning_effort.py``).
+_EFFORTS = frozenset(("none", "minimal", "low", "medium", "high", "xhigh", "max"))
 
 
 def parse_reasoning_effort(value: Any, key: str = "reasoning_effort") -> Reasoning | None:

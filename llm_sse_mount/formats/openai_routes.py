@@ -35,7 +35,18 @@ __all__ = ["OpenAIParamError", "openai_error_response", "openai_routes", "parse_
 
 #: Parsed by request.py's shared parsers.
 _COMMON = frozenset(
-    ("messages", "model", "temperature", "top_p", "max_tokens", "stop", "tools", "tool_choice")
+    (
+        "messages",
+        "model",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "stop",
+        "tools",
+        "tool_choice",
+        "response_format",
+        "reasoning_effort",
+    )
 )
 #: Labels and hints that do not change what the client gets back: accepted, ignored.
 _IGNORED = frozenset(
@@ -49,7 +60,6 @@ _IGNORED = frozenset(
         "prompt_cache_retention",
         "parallel_tool_calls",
         "seed",
-        "reasoning_effort",
         "verbosity",
         "stream_options",  # read below when streaming; ignored otherwise
     )
@@ -62,7 +72,6 @@ _DEFAULT_ONLY: dict[str, tuple[Any, ...]] = {
     "frequency_penalty": (0,),
     "presence_penalty": (0,),
     "logit_bias": ({},),
-    "response_format": ({"type": "text"},),
     "modalities": (["text"],),
 }
 _ALLOWED = _COMMON | _IGNORED | frozenset(_DEFAULT_ONLY) | {"stream", "max_completion_tokens"}
