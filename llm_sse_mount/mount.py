@@ -25,6 +25,7 @@ from .formats.text import TextEncoder
 from .http_client import ClientPool
 from .http_errors import error_response, read_json_body
 from .limits import Limiter, Limits, LimitStore
+from .protocols.responses import responses_routes
 from .providers.base import Provider
 from .providers.capabilities import require_capabilities
 from .redaction import install_redactor
@@ -266,6 +267,7 @@ class LLMMount:
             Route("/ai-sdk/chat", ai_sdk_chat_endpoint(self), methods=["POST"]),
             Route("/client.js", self._client_js, methods=["GET"]),
             *openai_routes(self),
+            *responses_routes(self),
         ]
 
     def allowed_models(self) -> list[str]:

@@ -160,7 +160,8 @@ class NewStream:
         try:
             admission = await self.mount.access.admit(scope, receive, self.chat)
         except LLMSSEError as exc:
-            await error_response(exc)(scope, receive, send)
+            # In the route's own error shape (OpenAI's for /v1/...), like every early error.
+            await self.error_response(exc)(scope, receive, send)
             return
         self.admission = admission
         await admission.run(lambda: self._admitted(scope, receive, send))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from starlette.requests import Request
@@ -23,8 +23,10 @@ from starlette.types import Message as ASGIMessage
 from starlette.types import Receive, Scope, Send
 
 from ..errors import LLMSSEError, RequestError
+from ..events import Error
 from ..http_errors import read_json_body
 from ..request import parse_common, parse_number
+from ..store.base import Frame
 from ..streaming import NewStream
 from .openai import CompletionBuilder, error_body, error_status, openai_encoder
 
@@ -223,15 +225,29 @@ class OpenAIStream(NewStream):
         return openai_error_response(exc)
 
 
+class CollectsFrames(Protocol):
+    """Folds a stream's frames into one JSON answer (``stream: false``)."""
+
+    error: Error | None
+
+    def add(self, frames: list[Frame]) -> None: ...
+
+    def completion(self) -> dict[str, Any]: ...
+
+
 class OpenAICompletion(OpenAIStream):
     """``stream: false``: runs the same stream (relay, producer, timeouts, ``on_complete``)
     and answers with one ``chat.completion`` once it is done. A client that leaves while it
     waits is a reader that left: the upstream is cancelled like for any stream."""
 
+    def new_builder(self, stream_id: str, model: str) -> CollectsFrames:
+        """The collector of this protocol's answer (the Responses API has its own)."""
+        return CompletionBuilder(stream_id, model)
+
     async def respond(
         self, stream_id: str, model: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        builder = CompletionBuilder(stream_id, model)
+        builder = self.new_builder(stream_id, model)
         gone = False
         async with anyio.create_task_group() as tg:
 

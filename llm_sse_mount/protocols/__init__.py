@@ -1,0 +1,1 @@
+"""Client protocols: one module each (see DESIGN.md)."""
