@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import RequestError
+from ..formats.openai_routes import OpenAIParamError
 from ..request import (
     ContentPart,
     ImagePart,
@@ -46,12 +47,8 @@ from ..request import (
 __all__ = ["ResponsesParamError", "parse_responses_body"]
 
 
-class ResponsesParamError(RequestError):
-    """A request error that names the offending parameter (OpenAI's ``error.param``)."""
-
-    def __init__(self, message: str, *, code: str, param: str | None, status: int = 400) -> None:
-        super().__init__(message, code=code, status=status)
-        self.param = param
+#: A request error naming the offending parameter in OpenAI's ``error.param``.
+ResponsesParamError = OpenAIParamError
 
 
 def _fail(message: str, param: str | None, code: str = "invalid_request") -> ResponsesParamError:
