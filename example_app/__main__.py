@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"llm_sse_mount example\n"
         f"  open    http://{shown}:{args.port}/   in your browser\n"
         f"  mount   http://{shown}:{args.port}/llm   (POST /llm/chat, GET /llm/client.js)\n"
-        f"  provider {provider.name}, model {mount.settings.model}",
+        f"  provider {provider.name}, model {mount.settings.requests.model}",
         flush=True,
     )
     if provider.name == "scripted":

@@ -2,13 +2,17 @@
 
 ::
 
-    app.mount("/llm", LLMMount(provider=providers.Zhipu(api_key=...), model="glm-4-flash"))
+    from llm_sse_mount import LLMMount, Zhipu
+
+    app.mount("/llm", LLMMount(provider=Zhipu(api_key="id.secret"), model="glm-4-flash"))
 """
 
 import typing as _typing
 
 from . import providers
-from .access import AuthenticatedUser, Authorize, BearerTokens, Principal, from_dependency
+from .core.access import AuthenticatedUser, Authorize, BearerTokens, Principal, from_dependency
+from .core.limits import Limits, LimitStore, MemoryLimitStore, Rate, RedisLimitStore
+from .core.records import CompletionRecord
 from .errors import (
     ConfigError,
     Forbidden,
@@ -33,18 +37,17 @@ from .events import (
     ToolCallDelta,
     Usage,
 )
-from .formats.aisdk import AISDKEncoder
-from .formats.native import NativeEncoder
-from .formats.openai import OpenAIEncoder
-from .formats.text import TextEncoder
-from .limits import Limits, LimitStore, MemoryLimitStore, Rate, RedisLimitStore
 from .mount import LLMMount
+from .protocols.aisdk import AISDKEncoder
+from .protocols.native import NativeEncoder
+from .protocols.openai_chat import OpenAIEncoder
+from .protocols.text import TextEncoder
 from .providers.anthropic import Anthropic
 from .providers.openai import OpenAICompatible
 from .providers.scripted import Scripted
 from .providers.zhipu import Zhipu
-from .relay import CompletionRecord
 from .request import ChatRequest, Message
+from .settings import RequestPolicy, RetryPolicy, Settings, StreamOptions, Timeouts
 from .sse_decoder import ServerSentEvent, SSEDecodeError, SSEDecoder
 from .store.base import StreamInfo, StreamStore
 from .store.memory import MemoryStore
@@ -81,17 +84,22 @@ __all__ = [
     "RedisLimitStore",
     "RedisStore",
     "RequestError",
+    "RequestPolicy",
+    "RetryPolicy",
     "SSEDecodeError",
     "SSEDecoder",
     "Scripted",
     "ServerSentEvent",
+    "Settings",
     "Start",
     "StreamEvent",
     "StreamInfo",
     "StreamInterrupted",
+    "StreamOptions",
     "StreamStore",
     "TextDelta",
     "TextEncoder",
+    "Timeouts",
     "ToolCallDelta",
     "Unauthorized",
     "UpstreamError",

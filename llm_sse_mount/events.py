@@ -1,14 +1,15 @@
-"""Normalized stream events: what every provider produces and every format consumes.
+"""Normalized stream events: what every provider produces and every client protocol consumes.
 
-A provider turns its upstream's wire format into these; the relay adds the stream-level
-``Start``, ``Error`` and ``Done``; encoders under ``formats/`` turn them into client frames.
-``event`` is the native ``event:`` field and ``data()`` the native JSON payload (see DESIGN.md).
+A provider turns its upstream's wire format into these; the producer adds the stream-level
+``Start``, ``Error`` and ``Done``; encoders under ``protocols/`` turn them into client frames.
+They carry no wire format of their own: the native one lives in :mod:`.codec`, shared by the
+native encoder and the Redis store.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Literal
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "cancelled"]
 FINISH_REASONS: frozenset[str] = frozenset(
@@ -22,10 +23,6 @@ class Start:
 
     stream_id: str
     model: str
-    event: ClassVar[str] = "start"
-
-    def data(self) -> dict[str, Any]:
-        return {"stream_id": self.stream_id, "model": self.model}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +30,6 @@ class TextDelta:
     """A piece of the answer text, exactly as the upstream sent it."""
 
     text: str
-    event: ClassVar[str] = "delta"
-
-    def data(self) -> dict[str, Any]:
-        return {"text": self.text}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +37,6 @@ class ReasoningDelta:
     """A piece of the model's thinking (``reasoning_content``, Anthropic ``thinking``)."""
 
     text: str
-    event: ClassVar[str] = "reasoning"
-
-    def data(self) -> dict[str, Any]:
-        return {"text": self.text}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,27 +47,18 @@ class ToolCallDelta:
     id: str | None
     name: str | None
     arguments: str
-    event: ClassVar[str] = "tool_call"
-
-    def data(self) -> dict[str, Any]:
-        return {"index": self.index, "id": self.id, "name": self.name, "arguments": self.arguments}
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts, as reported by the upstream (cumulative: the last one wins)."""
+    """Token counts (cumulative: the last one wins). ``estimated`` marks the mount's own
+    estimate, made when a stream ended without the upstream's figure; a reported usage is
+    never marked, and always replaces an estimate."""
 
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-    event: ClassVar[str] = "usage"
-
-    def data(self) -> dict[str, Any]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-        }
+    estimated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +67,6 @@ class Finish:
     the stream's ``Done`` once the upstream stream has really ended."""
 
     reason: FinishReason
-    event: ClassVar[str] = "finish"
-
-    def data(self) -> dict[str, Any]:
-        return {"finish_reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +76,6 @@ class Error:
     code: str
     message: str
     retryable: bool = False
-    event: ClassVar[str] = "error"
-
-    def data(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "retryable": self.retryable}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,26 +83,11 @@ class Done:
     """Last frame of every stream, exactly once."""
 
     finish_reason: FinishReason
-    event: ClassVar[str] = "done"
-
-    def data(self) -> dict[str, Any]:
-        return {"finish_reason": self.finish_reason}
 
 
 #: What a provider yields.
 ProviderEvent = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Finish
 #: What a stream carries to its readers.
 StreamEvent = Start | TextDelta | ReasoningDelta | ToolCallDelta | Usage | Error | Done
-
-_BY_NAME: dict[str, type[StreamEvent]] = {
-    cls.event: cls for cls in (Start, TextDelta, ReasoningDelta, ToolCallDelta, Usage, Error, Done)
-}
-
-
-def event_from_data(name: str, data: dict[str, Any]) -> StreamEvent:
-    """Rebuild a stream event from its native ``event`` name and JSON ``data`` (used by stores
-    that serialize frames, e.g. Redis)."""
-    if name == "tool_call":
-        return ToolCallDelta(data["index"], data.get("id"), data.get("name"), data["arguments"])
-    cls = _BY_NAME[name]
-    return cls(**data)
+#: One frame of a stream: ``(seq, event)``, seq from 0 with no gaps.
+Frame = tuple[int, StreamEvent]

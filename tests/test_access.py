@@ -22,7 +22,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llm_sse_mount import ConfigError, LLMMount, OpenAICompatible, Scripted, Unauthorized
-from llm_sse_mount.access import (
+from llm_sse_mount.core.access import (
     AuthenticatedUser,
     BearerTokens,
     Principal,
@@ -30,7 +30,7 @@ from llm_sse_mount.access import (
     from_dependency,
     token_id,
 )
-from llm_sse_mount.limits import Limits, RedisLimitStore
+from llm_sse_mount.core.limits import Limits, RedisLimitStore
 
 from .support.access_apps import CHAT, events_of, host_app, quick_mount
 from .support.browser import launch_chromium

@@ -19,8 +19,8 @@ from llm_sse_mount.events import (
     ToolCallDelta,
     Usage,
 )
-from llm_sse_mount.formats.aisdk import AISDKEncoder
-from llm_sse_mount.formats.aisdk_messages import parse_ui_body
+from llm_sse_mount.protocols.aisdk import AISDKEncoder
+from llm_sse_mount.protocols.aisdk_messages import parse_ui_body
 from llm_sse_mount.request import Message, ToolCall
 
 # The keys AI SDK 5.0.0's strict chunk schema allows, for the chunk types this encoder emits
@@ -46,7 +46,7 @@ ALLOWED_KEYS: dict[str, set[str]] = {
 
 def encode(events: list[StreamEvent], *, batch: int = 1, **kwargs: Any) -> bytes:
     """Run events through one encoder in batches of ``batch`` frames, as the store delivers."""
-    encoder = AISDKEncoder("sid", "m", **kwargs)
+    encoder = AISDKEncoder("stream-id", "m", **{"message_id": "sid", **kwargs})
     frames = list(enumerate(events))
     return b"".join(encoder.encode(frames[i : i + batch]) for i in range(0, len(frames), batch))
 
@@ -363,3 +363,11 @@ def test_malformed_bodies_are_request_errors_with_stable_codes(raw: Any, code: s
         parse_ui_body(raw)
     assert info.value.code == code
     assert info.value.status == 400
+
+
+def test_the_message_id_is_never_the_stream_id() -> None:
+    # The stream id is the capability to read the stream; the AI SDK shows messageId to apps.
+    first = AISDKEncoder("stream-id", "m").encode([(0, Start("stream-id", "m"))])
+    second = AISDKEncoder("stream-id", "m").encode([(0, Start("stream-id", "m"))])
+    ids = [json.loads(raw.split(b"\n")[0][6:])["messageId"] for raw in (first, second)]
+    assert "stream-id" not in ids[0] and ids[0] != ids[1]

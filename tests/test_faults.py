@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from llm_sse_mount import CompletionRecord, LLMMount, OpenAICompatible, Scripted
+from llm_sse_mount.core.serving import log_id
 
 from .support.fake_upstream import (
     Body,
@@ -415,7 +416,9 @@ def test_on_complete_record_for_a_normal_stream(serve_app, fake_upstream, caplog
     assert record.error_code is None and not record.client_disconnected
     assert record.time_to_first_token is not None and record.duration >= record.time_to_first_token
     assert record.frames == len(frames)
-    assert any(record.stream_id in m for m in caplog.messages)
+    # Logs name the stream by a digest: on an open mount the id itself is the capability.
+    assert any(log_id(record.stream_id) in m for m in caplog.messages)
+    assert not any(record.stream_id in m for m in caplog.messages)
 
 
 def test_a_failing_hook_does_not_break_the_stream(serve_app, fake_upstream):
@@ -485,9 +488,11 @@ def test_churn_leaves_nothing_behind(serve_app, fake_upstream):
     assert fake_upstream.open_connections() == 0
     assert httpx.get(server.url + "/tasks").json()["tasks"] <= baseline_tasks + 1
     assert host.mount.pool.client is None  # the mount's own client was closed when idle
-    # ...and a normal stream still works.
-    fake_upstream.push(openai_stream(["still ", "alive"]))
-    frames = parse_frames(post_chat(server.url + "/llm/chat", CHAT)[1])
+    # ...and a normal stream still works (its script matched by its prompt: a script the
+    # burst left queued must not answer it).
+    fake_upstream.push(openai_stream(["still ", "alive"]), match="after the churn")
+    after = {**CHAT, "messages": [{"role": "user", "content": "after the churn"}]}
+    frames = parse_frames(post_chat(server.url + "/llm/chat", after)[1])
     assert_contract(frames)
     assert text_of(frames) == "still alive"
     assert len(host.mount.store) <= 1  # finished streams expired (retention 0)

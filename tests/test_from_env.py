@@ -10,7 +10,7 @@ from llm_sse_mount import ConfigError, LLMMount, OpenAICompatible, Scripted, Zhi
 def test_defaults_to_the_embedded_provider_with_no_key():
     mount = LLMMount.from_env({})
     assert isinstance(mount.provider, Scripted)
-    assert mount.settings.model == "scripted-1"
+    assert mount.settings.requests.model == "scripted-1"
 
 
 def test_openai_with_base_url_model_and_allow_list():
@@ -25,8 +25,8 @@ def test_openai_with_base_url_model_and_allow_list():
     )
     assert isinstance(mount.provider, OpenAICompatible)
     assert mount.provider.base_url == "http://localhost:11434/v1"
-    assert mount.settings.model == "llama3"
-    assert mount.allowed_models() == ["llama3", "qwen2"]
+    assert mount.settings.requests.model == "llama3"
+    assert mount.settings.requests.allowed_models() == ["llama3", "qwen2"]
 
 
 def test_key_falls_back_to_the_vendor_variable():
@@ -68,15 +68,13 @@ def test_durations_and_counts():
             "LLM_SSE_RETENTION": "60",
         }
     )
-    s = mount.settings
-    assert (s.connect_timeout, s.first_token_timeout, s.idle_timeout, s.total_timeout) == (
-        2.5,
-        30,
-        None,
-        600,
-    )
-    assert (s.ping_interval, s.send_timeout, s.shutdown_grace, s.retries) == (5, 9, 1, 4)
-    assert (s.max_tokens, s.max_body_bytes, s.resume_grace, s.retention) == (256, 1000, 3, 60)
+    s = mount.settings.options()
+    timeouts = ("connect_timeout", "first_token_timeout", "idle_timeout", "total_timeout")
+    assert [s[k] for k in timeouts] == [2.5, 30, None, 600]
+    streams = ("ping_interval", "send_timeout", "shutdown_grace", "retries")
+    assert [s[k] for k in streams] == [5, 9, 1, 4]
+    caps = ("max_tokens", "max_body_bytes", "resume_grace", "retention")
+    assert [s[k] for k in caps] == [256, 1000, 3, 60]
 
 
 @pytest.mark.parametrize(
@@ -96,5 +94,5 @@ def test_keyword_arguments_override_the_environment():
     mount = LLMMount.from_env(
         {"LLM_SSE_RETRIES": "4"}, retries=1, provider=Scripted(default_model="x")
     )
-    assert mount.settings.retries == 1
-    assert mount.settings.model == "x"
+    assert mount.settings.retry.retries == 1
+    assert mount.settings.requests.model == "x"

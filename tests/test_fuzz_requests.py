@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from llm_sse_mount import LLMMount, Scripted
-from llm_sse_mount.access import BearerTokens, Principal
-from llm_sse_mount.limits import Limits
+from llm_sse_mount.core.access import BearerTokens, Principal
+from llm_sse_mount.core.limits import Limits
 
 from .support.access_apps import events_of, host_app
 from .support.servers import serve

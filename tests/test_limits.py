@@ -13,9 +13,8 @@ import httpx
 import pytest
 
 from llm_sse_mount import ConfigError, LLMMount, LLMSSEError, RateLimited, Scripted
-from llm_sse_mount.access import BearerTokens, Principal
-from llm_sse_mount.events import Finish, Usage
-from llm_sse_mount.limits import (
+from llm_sse_mount.core.access import BearerTokens, Principal
+from llm_sse_mount.core.limits import (
     Limiter,
     Limits,
     LimitStore,
@@ -23,6 +22,7 @@ from llm_sse_mount.limits import (
     Rate,
     RedisLimitStore,
 )
+from llm_sse_mount.events import Finish, Usage
 from llm_sse_mount.providers.scripted import Emit, Hang, Text
 
 from .support.access_apps import CHAT, events_of, host_app
@@ -345,7 +345,7 @@ def test_finished_streams_free_their_slot(serve_app: Serve, new_store: StoreFact
 def test_upstream_failure_before_the_stream_frees_the_slot(serve_app: Serve) -> None:
     from llm_sse_mount import UpstreamError
 
-    provider = Scripted(fail_open=UpstreamError("nope", code="upstream_rejected", status=400))
+    provider = Scripted(fail_open=UpstreamError("nope", code="upstream_rejected"))
     mount = mount_with(MemoryLimitStore(), Limits(concurrent=1), provider=provider, retries=0)
     url = serve_app(host_app(mount)).url + "/llm/chat"
     for _ in range(3):

@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from llm_sse_mount import LLMMount
+from llm_sse_mount.core.records import CompletionRecord
 from llm_sse_mount.errors import UpstreamError
 from llm_sse_mount.events import (
     Done,
@@ -27,11 +28,10 @@ from llm_sse_mount.events import (
     ToolCallDelta,
     Usage,
 )
-from llm_sse_mount.formats.openai import OpenAIEncoder
+from llm_sse_mount.protocols.openai_chat import OpenAIEncoder
 from llm_sse_mount.providers.base import Provider
 from llm_sse_mount.providers.openai import OpenAICompatible
 from llm_sse_mount.providers.scripted import Emit, Fail, Hang, Pause, Scripted, ScriptStep, Text
-from llm_sse_mount.relay import CompletionRecord
 
 from .support.fake_upstream import Body, FakeUpstream, openai_stream
 from .support.servers import ServerThread
@@ -488,8 +488,10 @@ def test_encoder_wire_format_in_full() -> None:
     assert blocks[-2:] == ["data: [DONE]", ""]
     assert all(b.startswith("data: ") and "\n" not in b for b in blocks[:-1])
     chunks = [json.loads(b[6:]) for b in blocks[:-2]]
-    created = chunks[0]["created"]
-    envelope = {"id": "chatcmpl-abc", "object": "chat.completion.chunk", "created": created}
+    created, completion_id = chunks[0]["created"], chunks[0]["id"]
+    # One id for every chunk, never derived from the stream id (the capability to read it).
+    assert completion_id.startswith("chatcmpl-") and "abc" not in completion_id
+    envelope = {"id": completion_id, "object": "chat.completion.chunk", "created": created}
     envelope["model"] = "m1"
 
     def choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from llm_sse_mount import LLMMount, OpenAICompatible
-from llm_sse_mount.streaming import RECONNECT_MS
+from llm_sse_mount.protocols.native import RECONNECT_MS
 
 from .support.fake_upstream import FakeUpstream, openai_stream
 from .support.resume_app import ANSWER, host_app, scripted

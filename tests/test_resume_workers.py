@@ -22,6 +22,7 @@ import pytest
 from llm_sse_mount import LLMMount
 from llm_sse_mount.store.redis import RedisStore
 
+from .conftest import unavailable
 from .support.resume_app import ANSWER, host_app, scripted
 from .support.servers import ServerProcess, ServerThread, free_port, serve, serve_subprocess
 from .support.sse_client import (
@@ -183,7 +184,7 @@ def private_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A Redis of this test's own, so it can be killed without disturbing anyone."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed")
+        unavailable("redis-server is not installed (apt-get install -y redis-server)")
     port = free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

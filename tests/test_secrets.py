@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from llm_sse_mount import LLMMount, OpenAICompatible, Zhipu
-from llm_sse_mount.access import BearerTokens
-from llm_sse_mount.limits import Limits
+from llm_sse_mount.core.access import BearerTokens
+from llm_sse_mount.core.limits import Limits
 from llm_sse_mount.redaction import SecretRedactor, redact
 
 from .support.access_apps import CHAT, host_app

@@ -37,7 +37,7 @@ def test_a_redis_url_selects_the_redis_store_with_its_settings() -> None:
         500,
         60,
     )
-    assert mount.settings.resume_grace == 10
+    assert mount.settings.streams.resume_grace == 10
 
 
 def test_an_explicit_store_wins_over_the_environment() -> None:

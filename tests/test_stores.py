@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
+from llm_sse_mount.codec import event_name
 from llm_sse_mount.errors import NotFound, StreamInterrupted
 from llm_sse_mount.events import (
     Done,
@@ -237,7 +238,7 @@ async def test_length_is_bounded_but_the_stream_can_still_end(make_store: StoreF
     await store.append(sid, [Error("stream_too_long", "cut", False), Done("error")])
     frames = await collect(store, sid)
     assert texts(frames) == "abc"
-    assert [e.event for _, e in frames][-2:] == ["error", "done"]
+    assert [event_name(e) for _, e in frames][-2:] == ["error", "done"]
 
 
 async def test_unknown_stream_is_not_found(store: StreamStore) -> None:
@@ -266,7 +267,8 @@ async def test_wait_abandoned_with_no_grace_returns_when_the_last_reader_leaves(
             await anyio.sleep(0.2)
             assert not returned_at, "abandoned while a reader was still there"
             left = time.monotonic()
-    assert returned_at[0] - left < 0.15
+    # Promptly, not at the next retention sweep (a generous bound: CI boxes are loaded).
+    assert returned_at[0] - left < 1.0
 
 
 async def test_wait_abandoned_waits_the_grace_and_a_reconnect_restarts_it(
@@ -346,7 +348,7 @@ async def test_a_leased_stream_is_never_declared_lost(redis_store: StreamStore) 
         await anyio.sleep(LEASE_TTL * 3)
         await store.append(sid, [TextDelta("still here"), Done("stop")])
     assert texts(got) == "still here"
-    assert [e.event for _, e in got] == ["start", "delta", "done"]
+    assert [event_name(e) for _, e in got] == ["start", "delta", "done"]
 
 
 async def test_every_redis_key_has_an_expiry(redis_store: StreamStore, redis_url: str) -> None:

@@ -15,7 +15,7 @@ from starlette.routing import Mount
 from llm_sse_mount import LLMMount
 from llm_sse_mount.errors import UpstreamError
 from llm_sse_mount.events import Done, Error, Finish, ReasoningDelta, Start, TextDelta, Usage
-from llm_sse_mount.formats.text import TextEncoder
+from llm_sse_mount.protocols.text import TextEncoder
 from llm_sse_mount.providers.scripted import Emit, Fail, Hang, Pause, Scripted, ScriptStep, Text
 from llm_sse_mount.sse_decoder import ServerSentEvent, SSEDecoder
 from llm_sse_mount.store.base import Frame

@@ -1,1 +1,1 @@
-"""Client protocols: one module each (see DESIGN.md)."""
+"""Client protocols: one module each (routes, body parsing, frame encoding, error shape)."""

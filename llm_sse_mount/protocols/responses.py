@@ -32,26 +32,27 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..errors import LLMSSEError
-from ..events import Done, Error, ReasoningDelta, Start, TextDelta, ToolCallDelta, Usage
-from ..formats.base import Encoder, EncoderFactory, dumps
-from ..formats.openai_routes import OpenAICompletion, OpenAIStream, openai_error_response
-from ..http_errors import read_json_body
+from ..codec import dumps
+from ..core.context import StreamContext
+from ..core.delivery import Collector, Encoder, Reply
+from ..core.policy import build_request
+from ..core.serving import NewStream
+from ..errors import LLMSSEError, error_kind
+from ..events import Done, Error, Frame, ReasoningDelta, Start, TextDelta, ToolCallDelta, Usage
 from ..request import ChatRequest
-from ..store.base import Frame
+from .base import ClientProtocol
+from .http import read_json_body
+from .openai_chat import error_body, openai_error_response
 from .responses_input import parse_responses_body
 
-if TYPE_CHECKING:
-    from ..mount import LLMMount
-
-__all__ = ["ResponseCollector", "ResponsesEncoder", "responses_routes"]
+__all__ = ["OPENAI_RESPONSES", "ResponseCollector", "ResponsesEncoder"]
 
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
@@ -88,8 +89,6 @@ def echo_of(body: Mapping[str, Any], chat: ChatRequest) -> dict[str, Any]:
 class ResponsesEncoder:
     """Frames → the Responses API's typed events. One instance per response: it numbers the
     events and keeps the output items, which the terminal event repeats whole."""
-
-    headers: Mapping[str, str] = {}
 
     def __init__(self, stream_id: str, model: str, echo: Mapping[str, Any]) -> None:
         self.stream_id = stream_id
@@ -139,7 +138,7 @@ class ResponsesEncoder:
 
     # --- frames in, events out -----------------------------------------------------------------
 
-    def encode(self, frames: list[Frame]) -> bytes:
+    def encode(self, frames: Sequence[Frame]) -> bytes:
         for _seq, event in frames:
             if type(event) is TextDelta:
                 self._text(event.text)
@@ -326,51 +325,52 @@ def _usage(usage: Usage) -> dict[str, Any]:
 
 
 class ResponseCollector:
-    """``stream: false``: the same state machine, answering with the final ``response``."""
+    """``stream: false``: the same state machine, answering with the final ``response``, or
+    with an OpenAI-shaped HTTP error when the stream failed."""
 
-    def __init__(self, encoder: ResponsesEncoder) -> None:
-        self.encoder = encoder
-        self.error: Error | None = None
+    def __init__(self, stream_id: str, model: str, echo: Mapping[str, Any]) -> None:
+        self.encoder = ResponsesEncoder(stream_id, model, echo)
 
-    def add(self, frames: list[Frame]) -> None:
+    def add(self, frames: Sequence[Frame]) -> None:
         self.encoder.encode(frames)
-        self.error = self.encoder.error
 
-    def completion(self) -> dict[str, Any]:
-        return self.encoder.response()
-
-
-def responses_encoder(echo: Mapping[str, Any]) -> EncoderFactory:
-    def factory(stream_id: str, model: str) -> Encoder:
-        return ResponsesEncoder(stream_id, model, echo)
-
-    return factory
+    def response(self) -> Response:
+        headers = {"Cache-Control": "no-store"}
+        err = self.encoder.error
+        if err is not None:
+            body = error_body(err.message, err.code)
+            return JSONResponse(body, status_code=error_kind(err.code).status, headers=headers)
+        return JSONResponse(self.encoder.response(), headers=headers)
 
 
-class ResponsesCompletion(OpenAICompletion):
-    """A non-streamed response: the chat route's collector loop with this protocol's object."""
+def _reply(echo: Mapping[str, Any], stream: bool) -> Reply:
+    if stream:
 
-    def __init__(self, mount: LLMMount, chat: ChatRequest, echo: Mapping[str, Any]) -> None:
-        super().__init__(mount, chat, responses_encoder(echo))
-        self.echo = echo
+        def encoder(stream_id: str, model: str) -> Encoder:
+            return ResponsesEncoder(stream_id, model, echo)
 
-    def new_builder(self, stream_id: str, model: str) -> ResponseCollector:
-        return ResponseCollector(ResponsesEncoder(stream_id, model, self.echo))
+        return Reply(openai_error_response, encoder=encoder)
+
+    def collector(stream_id: str, model: str) -> Collector:
+        return ResponseCollector(stream_id, model, echo)
+
+    return Reply(openai_error_response, collector=collector)
 
 
-def responses_routes(mount: LLMMount) -> list[BaseRoute]:
-    """``POST /v1/responses``, for a mount's router."""
+def _routes(ctx: StreamContext) -> list[BaseRoute]:
+    policy = ctx.settings.requests
 
     async def create(request: Request) -> Response:
         try:
-            body = await read_json_body(request, mount.settings.max_body_bytes)
+            body = await read_json_body(request, policy.max_body_bytes)
             fields, stream = parse_responses_body(body)
-            chat = mount.build_request(fields)
+            chat = build_request(policy, fields)
         except LLMSSEError as exc:
             return openai_error_response(exc)
-        echo = echo_of(body, chat)
-        if stream:
-            return OpenAIStream(mount, chat, responses_encoder(echo))  # type: ignore[return-value]
-        return ResponsesCompletion(mount, chat, echo)  # type: ignore[return-value]
+        return NewStream(ctx, chat, _reply(echo_of(body, chat), stream))
 
     return [Route("/v1/responses", create, methods=["POST"])]
+
+
+#: ``POST /v1/responses``.
+OPENAI_RESPONSES = ClientProtocol("openai_responses", _routes)

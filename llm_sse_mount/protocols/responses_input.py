@@ -28,7 +28,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import RequestError
-from ..formats.openai_routes import OpenAIParamError
 from ..request import (
     ContentPart,
     ImagePart,
@@ -44,15 +43,11 @@ from ..request import (
     parse_reasoning_effort,
 )
 
-__all__ = ["ResponsesParamError", "parse_responses_body"]
+__all__ = ["parse_responses_body"]
 
 
-#: A request error naming the offending parameter in OpenAI's ``error.param``.
-ResponsesParamError = OpenAIParamError
-
-
-def _fail(message: str, param: str | None, code: str = "invalid_request") -> ResponsesParamError:
-    return ResponsesParamError(message, code=code, param=param)
+def _fail(message: str, param: str | None, code: str = "invalid_request") -> RequestError:
+    return RequestError(message, code=code, param=param)
 
 
 #: Labels and hints that do not change the answer: accepted, ignored.

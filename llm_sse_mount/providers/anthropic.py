@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import httpx
 
-from ..errors import RequestError, UpstreamError
+from ..errors import RequestError, UpstreamError, UpstreamTimeout
 from ..events import (
     Finish,
     FinishReason,
@@ -48,7 +48,7 @@ from .anthropic_extras import (
     uses_answer_tool,
 )
 from .capabilities import Capabilities
-from .http import EventParser, SSEUpstream, open_event_stream
+from .http import EventParser, SSEUpstream, incomplete_unless, open_event_stream
 
 __all__ = ["Anthropic", "AnthropicStreamParser"]
 
@@ -65,18 +65,17 @@ _STOP: dict[str, FinishReason] = {
     "refusal": "content_filter",
 }
 
-#: Anthropic ``error.type`` → (our code, retryable). Mid-stream, "retryable" tells the client
-#: that asking again may work; before the stream the HTTP status decides (``providers/http``).
-_ERRORS: dict[str, tuple[str, bool]] = {
-    "overloaded_error": ("upstream_overloaded", True),
-    "api_error": ("upstream_error", True),
-    "rate_limit_error": ("upstream_rate_limited", True),
-    "timeout_error": ("upstream_timeout", True),
-    "invalid_request_error": ("upstream_rejected", False),
-    "request_too_large": ("upstream_rejected", False),
-    "authentication_error": ("upstream_auth", False),
-    "permission_error": ("upstream_auth", False),
-    "not_found_error": ("upstream_not_found", False),
+#: Anthropic ``error.type`` → our code (the catalogue says whether asking again may work).
+_ERRORS: dict[str, str] = {
+    "overloaded_error": "upstream_overloaded",
+    "api_error": "upstream_error",
+    "rate_limit_error": "upstream_rate_limited",
+    "timeout_error": "upstream_timeout",
+    "invalid_request_error": "upstream_rejected",
+    "request_too_large": "upstream_rejected",
+    "authentication_error": "upstream_auth",
+    "permission_error": "upstream_auth",
+    "not_found_error": "upstream_not_found",
 }
 
 
@@ -85,9 +84,11 @@ def anthropic_error(payload: Any) -> UpstreamError:
     err = payload.get("error") if isinstance(payload, Mapping) else None
     kind = str(err.get("type") or "") if isinstance(err, Mapping) else ""
     message = str(err.get("message") or "") if isinstance(err, Mapping) else ""
-    code, retryable = _ERRORS.get(kind, ("upstream_error", False))
+    code = _ERRORS.get(kind, "upstream_error")
     detail = f"upstream error ({kind or 'unknown'})" + (f": {message}" if message else "")
-    return UpstreamError(detail, code=code, retryable=retryable)
+    if code == "upstream_timeout":
+        return UpstreamTimeout(detail)
+    return UpstreamError(detail, code=code)
 
 
 class AnthropicStreamParser:
@@ -198,13 +199,7 @@ class AnthropicStreamParser:
         return out
 
     def end_of_body(self) -> Iterable[ProviderEvent]:
-        if self._stop_seen:
-            return ()  # a stop reason is complete enough without message_stop
-        raise UpstreamError(
-            "the upstream stream ended before the answer was complete",
-            code="upstream_incomplete",
-            retryable=True,
-        )
+        return incomplete_unless(self._stop_seen)
 
 
 def _prompt_tokens(usage: Any) -> int | None:

@@ -55,6 +55,7 @@ def require_capabilities(provider: object, chat: ChatRequest) -> None:
             raise RequestError(
                 f"the upstream {name!r} does not accept {form} with model {chat.model!r}",
                 code="unsupported_content",
+                param="messages",
             )
     fmt = chat.response_format
     if fmt is not None and fmt.type not in caps.response_formats:
@@ -62,4 +63,5 @@ def require_capabilities(provider: object, chat: ChatRequest) -> None:
             f"the upstream {name!r} cannot honour response_format {fmt.type!r} "
             f"with model {chat.model!r}",
             code="unsupported_parameter",
+            param="response_format",
         )

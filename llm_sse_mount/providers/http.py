@@ -91,24 +91,16 @@ def status_error(
     if status in (408, 504):
         return UpstreamTimeout(detail, retry_after=retry_after)
     if status == 429:
-        return UpstreamError(
-            detail,
-            code="upstream_rate_limited",
-            status=429,
-            retryable=True,
-            retry_after=retry_after,
-        )
+        return UpstreamError(detail, code="upstream_rate_limited", retry_after=retry_after)
     if status in (503, 529):
-        return UpstreamError(
-            detail, code="upstream_overloaded", status=503, retryable=True, retry_after=retry_after
-        )
+        return UpstreamError(detail, code="upstream_overloaded", retry_after=retry_after)
     if status >= 500:
-        return UpstreamError(detail, code="upstream_error", retryable=True, retry_after=retry_after)
+        return UpstreamError(detail, code="upstream_error", retry_after=retry_after)
     if status in (401, 403):
         return UpstreamError(detail, code="upstream_auth")
     if status == 404:
         return UpstreamError(detail, code="upstream_not_found")
-    return UpstreamError(detail, code="upstream_rejected", status=400)
+    return UpstreamError(detail, code="upstream_rejected")
 
 
 def transport_error(exc: httpx.TransportError) -> UpstreamError:
@@ -116,13 +108,10 @@ def transport_error(exc: httpx.TransportError) -> UpstreamError:
     if isinstance(exc, httpx.TimeoutException):
         return UpstreamTimeout(f"upstream timed out ({type(exc).__name__})")
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-        return UpstreamError(
-            "cannot connect to the upstream", code="upstream_unreachable", retryable=True
-        )
+        return UpstreamError("cannot connect to the upstream", code="upstream_unreachable")
     return UpstreamError(
         f"upstream connection failed ({type(exc).__name__})",
         code="upstream_unreachable",
-        retryable=True,
     )
 
 
@@ -183,6 +172,17 @@ async def open_event_stream(
         await response.aclose()
         raise
     return response
+
+
+def incomplete_unless(reason_seen: bool) -> tuple[()]:
+    """What a parser's ``end_of_body`` says when the body ended without the vendor's end
+    marker: nothing more if a finish/stop reason was seen (complete enough: some servers omit
+    the marker), else ``upstream_incomplete``."""
+    if reason_seen:
+        return ()
+    raise UpstreamError(
+        "the upstream stream ended before the answer was complete", code="upstream_incomplete"
+    )
 
 
 class EventParser(Protocol):

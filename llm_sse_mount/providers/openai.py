@@ -34,7 +34,7 @@ from ..events import (
 from ..request import ChatRequest, ImagePart, Message, ResponseFormat, TextPart
 from ..sse_decoder import ServerSentEvent
 from .capabilities import Capabilities
-from .http import SSEUpstream, open_event_stream
+from .http import SSEUpstream, incomplete_unless, open_event_stream
 
 __all__ = ["OpenAICompatible", "OpenAIStreamParser"]
 
@@ -131,19 +131,12 @@ class OpenAIStreamParser:
                 raise UpstreamError(
                     "the upstream reported a network error while generating",
                     code="upstream_network_error",
-                    retryable=True,
                 )
             self._saw_finish = True
             out.append(Finish(_FINISH.get(str(reason), "stop")))
 
     def end_of_body(self) -> Iterable[ProviderEvent]:
-        if self._saw_finish:
-            return ()  # some servers omit [DONE]; a finish reason is complete enough
-        raise UpstreamError(
-            "the upstream stream ended before the answer was complete",
-            code="upstream_incomplete",
-            retryable=True,
-        )
+        return incomplete_unless(self._saw_finish)
 
 
 def _tool_call(call: Any) -> ToolCallDelta:

@@ -55,8 +55,6 @@ def provider_from_env(env: Mapping[str, str]) -> Provider:
             base_url=base_url or ZHIPU_BASE_URL,
             default_model=model or "glm-4-flash",
         )
-    from .anthropic import Anthropic  # type: ignore[import-not-found,unused-ignore]
+    from .anthropic import Anthropic
 
-    return Anthropic(  # type: ignore[no-any-return,unused-ignore]
-        _key(env, kind), base_url=base_url, default_model=model
-    )
+    return Anthropic(_key(env, kind), base_url=base_url, default_model=model)

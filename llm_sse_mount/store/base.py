@@ -19,9 +19,9 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from ..events import StreamEvent
+from ..events import Frame, StreamEvent
 
-Frame = tuple[int, StreamEvent]
+__all__ = ["Frame", "StreamInfo", "StreamStore"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,31 +8,26 @@ for longer than ``retention`` + two leases)::
     {prefix}{{id}}:m   hash: last (seq of the last frame), done (0/1), end (unix time of done)
     {prefix}{{id}}:l   the producer's lease (PX lease_ttl), refreshed every lease_ttl/3
     {prefix}{{id}}:r   sorted set of readers: member = reader token, score = expiry (unix ms)
+    ({id} in braces is a Redis Cluster hash tag: one stream's keys share a slot.)
 
-(``{id}`` in braces is a Redis Cluster hash tag: one stream's keys share a slot.)
-
-Hot path: one ``EVALSHA`` per append (the XADDs, meta and expiries, atomically, so the seq is
-assigned by Redis and a frame can never be written twice). Readers ``XREAD BLOCK COUNT``, so a
-reader that fell behind catches up in one round trip.
+Hot path: one ``EVALSHA`` per append (atomic, so Redis assigns the seq and no frame is written
+twice). Readers ``XREAD BLOCK COUNT``: a reader that fell behind catches up in one round trip.
 
 A producer that dies stops refreshing its lease. A reader whose ``XREAD`` times out checks the
 lease; once it has lapsed, the reader appends ``error{stream_lost}`` + ``done`` itself, with
 the same script guarded by "no lease and not done", so every reader (and every later
-reconnect) sees the same frames with the same seqs. Time to detect: at most ``lease_ttl`` after
-the last heartbeat, plus one ``block`` interval.
+reconnect) sees the same frames with the same seqs, at most ``lease_ttl`` + ``block`` late.
 
-Redis errors become :class:`~llm_sse_mount.errors.StreamInterrupted` with code
-``store_unavailable`` (503 before the stream; an ``error`` + ``done`` pair for a reader that
-is already streaming).
+Redis errors become ``store_unavailable`` (503 before the stream; an ``error`` + ``done``
+pair for a reader that is already streaming).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,66 +36,18 @@ import anyio
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ..codec import decode, encode
 from ..errors import ConfigError, NotFound, StreamInterrupted
-from ..events import Done, Error, StreamEvent, TextDelta, event_from_data
-from ..formats.base import dumps
-from .base import Frame, StreamInfo
+from ..events import Done, Error, Frame, StreamEvent
+from ..tasks import beside, every
+from .base import StreamInfo
+from .redis_scripts import APPEND, CREATE, HEARTBEAT
 
 __all__ = ["RedisStore"]
 
 logger = logging.getLogger("llm_sse_mount")
 
 _STORE_ERRORS = (RedisError, OSError)
-
-# KEYS: frames, meta, lease, readers
-# ARGV: running_ttl_ms, done_ttl_ms, ends (0/1), max_frames, now, only_if_lost (0/1), e1, d1, ...
-# Returns the seq of the last frame written, or: -1 unknown stream, -2 already done,
-# -3 too long, -4 (only_if_lost) the producer still holds its lease.
-_APPEND = """
-if ARGV[6] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then return -4 end
-local meta = redis.call('HMGET', KEYS[2], 'last', 'done')
-if not meta[1] then return -1 end
-if meta[2] == '1' then return -2 end
-local last = tonumber(meta[1])
-local n = (#ARGV - 6) / 2
-if ARGV[3] == '0' and last + 1 + n > tonumber(ARGV[4]) then return -3 end
-for i = 0, n - 1 do
-  last = last + 1
-  redis.call('XADD', KEYS[1], '0-' .. (last + 1), 'e', ARGV[7 + 2 * i], 'd', ARGV[8 + 2 * i])
-end
-local ttl = ARGV[1]
-if ARGV[3] == '1' then
-  redis.call('HSET', KEYS[2], 'last', last, 'done', 1, 'end', ARGV[5])
-  redis.call('DEL', KEYS[3])
-  ttl = ARGV[2]
-else
-  redis.call('HSET', KEYS[2], 'last', last)
-end
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
-redis.call('PEXPIRE', KEYS[4], ttl)
-return last
-"""
-
-# KEYS: meta, lease; ARGV: lease token, lease_ms, running_ttl_ms
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'last', -1, 'done', 0)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-
-# KEYS: meta, lease, frames, readers; ARGV: lease token, lease_ms, running_ttl_ms
-# Only a running stream is refreshed: a finished one keeps its retention expiry.
-_HEARTBEAT = """
-if redis.call('HGET', KEYS[1], 'done') ~= '0' then return 0 end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[3], ARGV[3])
-redis.call('PEXPIRE', KEYS[4], ARGV[3])
-return 1
-"""
 
 
 def _unavailable(exc: BaseException) -> StreamInterrupted:
@@ -111,12 +58,6 @@ def _unavailable(exc: BaseException) -> StreamInterrupted:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _encode(event: StreamEvent) -> tuple[str, str]:
-    if type(event) is TextDelta:  # nearly every frame: skip building a dict
-        return "delta", '{"text":' + dumps(event.text) + "}"
-    return event.event, dumps(event.data())
 
 
 def _entries(response: Any) -> list[tuple[Any, Any]]:
@@ -141,26 +82,6 @@ class _Local:
     def notify(self) -> None:
         event, self.changed = self.changed, anyio.Event()
         event.set()
-
-
-@asynccontextmanager
-async def _beside(task: Callable[[], Coroutine[Any, Any, None]]) -> AsyncIterator[None]:
-    """Run ``task`` in the background while the context is open.
-
-    The body's own exception is re-raised as is, not wrapped in an ``ExceptionGroup`` as a
-    plain task group would, so callers keep catching :class:`~llm_sse_mount.errors.LLMSSEError`.
-    """
-    error: Exception | None = None
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(task)
-        try:
-            yield
-        except Exception as exc:
-            error = exc
-        finally:
-            tg.cancel_scope.cancel()
-    if error is not None:
-        raise error
 
 
 class RedisStore:
@@ -218,9 +139,9 @@ class RedisStore:
         self._done_ms = int((max(retention, 0.0) + 10.0) * 1000)
         self._poll = min(0.5, lease_ttl / 4)
         self._local: dict[str, _Local] = {}
-        self._append_script = self.client.register_script(_APPEND)
-        self._create_script = self.client.register_script(_CREATE)
-        self._heartbeat_script = self.client.register_script(_HEARTBEAT)
+        self._append_script = self.client.register_script(APPEND)
+        self._create_script = self.client.register_script(CREATE)
+        self._heartbeat_script = self.client.register_script(HEARTBEAT)
 
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self.prefix!r}, retention={self.retention!r})"
@@ -260,7 +181,7 @@ class RedisStore:
             int(only_if_lost),
         ]
         for event in events:
-            args.extend(_encode(event))
+            args.extend(encode(event))
         result = await self._append_script(keys=self._keys(stream_id), args=args)
         return int(result)
 
@@ -287,20 +208,17 @@ class RedisStore:
         keys = self._keys(stream_id)
         beat = self.lease_ttl / 3
 
+        async def refresh() -> None:
+            await self._heartbeat_script(
+                keys=[keys[1], keys[2], keys[0], keys[3]],
+                args=[token, self._lease_ms, self._running_ms],
+            )
+
         async def heartbeat() -> None:
-            while True:
-                await anyio.sleep(beat)
-                try:
-                    await self._heartbeat_script(
-                        keys=[keys[1], keys[2], keys[0], keys[3]],
-                        args=[token, self._lease_ms, self._running_ms],
-                    )
-                except _STORE_ERRORS as exc:
-                    # Keep trying: Redis may come back before the lease lapses.
-                    logger.warning("stream %s: lease heartbeat failed: %r", stream_id, exc)
+            await every(beat, refresh, "lease heartbeat", errors=_STORE_ERRORS)
 
         try:
-            async with _beside(heartbeat):
+            async with beside(heartbeat):
                 yield
         finally:
             # Normally the done frame has removed the lease already. If the producer ended
@@ -330,20 +248,20 @@ class RedisStore:
         local.count += 1
         local.notify()
 
+        async def present() -> None:
+            expires = int((time.time() + self.lease_ttl) * 1000)
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.zadd(readers, {token: expires})
+                pipe.pexpire(readers, self._running_ms)
+                await pipe.execute()
+
         async def heartbeat() -> None:
-            while True:
-                try:
-                    expires = int((time.time() + self.lease_ttl) * 1000)
-                    async with self.client.pipeline(transaction=False) as pipe:
-                        pipe.zadd(readers, {token: expires})
-                        pipe.pexpire(readers, self._running_ms)
-                        await pipe.execute()
-                except _STORE_ERRORS as exc:
-                    logger.warning("stream %s: reader heartbeat failed: %r", stream_id, exc)
-                await anyio.sleep(self.lease_ttl / 3)
+            await every(
+                self.lease_ttl / 3, present, "reader heartbeat", first=True, errors=_STORE_ERRORS
+            )
 
         try:
-            async with _beside(heartbeat):
+            async with beside(heartbeat):
                 yield
         finally:
             # Leave Redis first: a producer woken by notify() must not count us there.
@@ -414,9 +332,9 @@ class RedisStore:
                 batch: list[Frame] = []
                 for entry_id, fields in entries:
                     seq = int(_text(entry_id).partition("-")[2]) - 1
-                    data = json.loads(_text(fields[b"d"] if b"d" in fields else fields["d"]))
+                    data = _text(fields[b"d"] if b"d" in fields else fields["d"])
                     name = _text(fields[b"e"] if b"e" in fields else fields["e"])
-                    batch.append((seq, event_from_data(name, data)))
+                    batch.append((seq, decode(name, data)))
                 last = batch[-1][0]
                 yield batch
                 if isinstance(batch[-1][1], Done):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import ConfigError
+from ..settings import parse_int, parse_seconds
 from .base import StreamStore
 from .memory import MemoryStore
 
@@ -13,13 +14,8 @@ __all__ = ["store_from_env"]
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
+    value = parse_seconds(name, raw) if raw else default
+    if not value:  # None ("off") or 0: a store's periods must be positive
         raise ConfigError(f"{name} must be positive")
     return value
 
@@ -30,7 +26,9 @@ def store_from_env(env: Mapping[str, str], *, retention: float = 300.0) -> Strea
     ``LLM_SSE_STORE_PREFIX`` (default ``llm_sse:``), ``LLM_SSE_STORE_LEASE_TTL`` (seconds,
     default 4) and ``LLM_SSE_STORE_MAX_FRAMES`` (default 100000)."""
     kind = env.get("LLM_SSE_STORE", "").strip()
-    max_frames = int(_number(env, "LLM_SSE_STORE_MAX_FRAMES", 100_000))
+    raw_frames = env.get("LLM_SSE_STORE_MAX_FRAMES", "").strip()
+    name = "LLM_SSE_STORE_MAX_FRAMES"
+    max_frames = parse_int(name, raw_frames, minimum=1) if raw_frames else 100_000
     if kind in ("", "memory"):
         return MemoryStore(retention=retention, max_frames=max_frames)
     if not kind.startswith(("redis://", "rediss://", "unix://")):

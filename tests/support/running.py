@@ -12,8 +12,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from llm_sse_mount import LLMMount
+from llm_sse_mount.core.records import CompletionRecord
 from llm_sse_mount.providers.base import Provider
-from llm_sse_mount.relay import CompletionRecord
 
 from .servers import ServerThread
 

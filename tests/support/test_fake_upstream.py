@@ -284,3 +284,12 @@ def test_serve_subprocess_answers_and_exits_on_sigterm() -> None:
 def make_subprocess_app() -> Starlette:
     """Factory for ``test_serve_subprocess_answers_and_exits_on_sigterm`` (a child process)."""
     return Starlette(routes=[Route("/ticks", _ticks)])
+
+
+def test_a_matched_script_answers_only_the_request_that_carries_its_text() -> None:
+    with FakeUpstream() as up:
+        up.push([Body(200, b"leftover")])
+        up.push([Body(200, b"mine")], match="needle")
+        mine = httpx.post(up.url + "/x", content=b'{"q": "a needle here"}')
+        other = httpx.post(up.url + "/x", content=b'{"q": "hay"}')
+    assert (mine.text, other.text) == ("mine", "leftover")

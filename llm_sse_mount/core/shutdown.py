@@ -17,33 +17,43 @@ __all__ = ["Cancellable", "ShutdownSignal"]
 
 
 class Cancellable(Protocol):
-    def cancel(self, outcome: str) -> None: ...
+    def shut_down(self) -> None: ...
 
 
 class ShutdownSignal:
-    """Quacks like the ``anyio.Event`` sse-starlette expects (``set``, ``is_set``, ``wait``)."""
+    """Quacks like the ``anyio.Event`` sse-starlette expects (``set``, ``is_set``, ``wait``).
+
+    Built with the mount, outside any event loop: the ``anyio.Event`` it waits on is made on
+    first use, inside the loop."""
 
     def __init__(self) -> None:
-        self._event = anyio.Event()
+        self._set = False
+        self._event: anyio.Event | None = None
         self._live: set[Cancellable] = set()
 
     def set(self) -> None:
-        if self._event.is_set():
+        if self._set:
             return
-        self._event.set()
+        self._set = True
+        if self._event is not None:
+            self._event.set()
         for producer in list(self._live):
-            producer.cancel("shutdown")
+            producer.shut_down()
 
     def is_set(self) -> bool:
-        return self._event.is_set()
+        return self._set
 
     async def wait(self) -> None:
+        if self._set:
+            return
+        if self._event is None:
+            self._event = anyio.Event()
         await self._event.wait()
 
     def register(self, producer: Cancellable) -> None:
         """Track a live producer (cancelled at once if the server is already stopping)."""
-        if self._event.is_set():
-            producer.cancel("shutdown")
+        if self._set:
+            producer.shut_down()
         else:
             self._live.add(producer)
 

@@ -1,4 +1,6 @@
-"""Errors before the first frame: plain HTTP with ``{"error": {"code", "message"}}``."""
+"""HTTP for every protocol: reading a JSON body within limits, and the headers of an error
+before the first frame. The native error shape, ``{"error": {"code", "message"}}``, is the
+default for every route that has no protocol of its own."""
 
 from __future__ import annotations
 
@@ -10,24 +12,34 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from .errors import LLMSSEError, PayloadTooLarge, RequestError
+from ..errors import LLMSSEError, PayloadTooLarge, RequestError
 
-__all__ = ["error_response", "read_json_body"]
+__all__ = ["error_headers", "error_response", "read_json_body"]
+
+#: The longest Retry-After we pass on (an upstream may say "inf").
+MAX_RETRY_AFTER = 3600
 
 
-def error_response(exc: LLMSSEError, headers: dict[str, str] | None = None) -> JSONResponse:
-    out = dict(headers or {})
+def error_headers(exc: LLMSSEError) -> dict[str, str]:
+    """``Cache-Control``, ``Retry-After`` (429 and whenever known) and, on a 401, the
+    ``WWW-Authenticate`` challenge (RFC 9110; ``BearerTokens`` sets a precise one)."""
+    out = {"Cache-Control": "no-store"}
     if exc.retry_after is not None:
-        out["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        wait = exc.retry_after
+        if not wait >= 1:  # also NaN
+            wait = 1.0
+        out["Retry-After"] = str(math.ceil(min(wait, MAX_RETRY_AFTER)))
     elif exc.status == 429:
         out["Retry-After"] = "1"
-    out["Cache-Control"] = "no-store"
     if exc.status == 401:
-        # RFC 9110: a 401 says how to authenticate (access.BearerTokens sets a precise one).
-        out.setdefault("WWW-Authenticate", getattr(exc, "challenge", 'Bearer realm="llm"'))
-    return JSONResponse(
-        {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status, headers=out
-    )
+        out["WWW-Authenticate"] = getattr(exc, "challenge", 'Bearer realm="llm"')
+    return out
+
+
+def error_response(exc: LLMSSEError) -> JSONResponse:
+    """The native error shape (also the default for routes without a protocol of their own)."""
+    error = {"code": exc.code, "message": exc.message}
+    return JSONResponse({"error": error}, status_code=exc.status, headers=error_headers(exc))
 
 
 async def read_json_body(request: Request, limit: int) -> Any:

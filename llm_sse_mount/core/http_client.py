@@ -20,10 +20,32 @@ import anyio
 import certifi
 import httpx
 
+from ..settings import Timeouts
+
 __all__ = ["ClientPool"]
 
 
 class ClientPool:
+    """The mount's own client, made on first use (see the module docstring for its lifetime)."""
+
+    @classmethod
+    def for_timeouts(cls, timeouts: Timeouts) -> ClientPool:
+        """The pool a mount uses: its client connects within ``connect_timeout`` and reads
+        without a deadline of its own (the producer's timeouts bound every read)."""
+        connect = timeouts.connect_timeout
+
+        def factory(ssl_context: ssl.SSLContext) -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                verify=ssl_context,
+                timeout=httpx.Timeout(connect=connect, read=None, write=30.0, pool=connect),
+                # No cap on open streams. Few idle connections: reuse saves a TLS handshake per
+                # stream, but httpcore walks and polls every pooled connection on each request
+                # and release, which the benchmark shows as relay CPU (docs/performance.md).
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=4),
+            )
+
+        return cls(factory)
+
     def __init__(self, factory: Callable[[ssl.SSLContext], httpx.AsyncClient]) -> None:
         self._factory = factory
         self._client: httpx.AsyncClient | None = None

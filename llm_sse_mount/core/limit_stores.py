@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from .errors import LLMSSEError
+from ..errors import LLMSSEError, StreamInterrupted
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -206,11 +206,9 @@ class RedisLimitStore:
             if isinstance(exc, LLMSSEError):
                 raise
             logger.warning("limits store failed: %s", type(exc).__name__)
-            raise LLMSSEError(
+            raise StreamInterrupted(
                 "the rate limiter is unavailable; try again shortly",
                 code="limits_unavailable",
-                status=503,
-                retryable=True,
                 retry_after=1,
             ) from None
 

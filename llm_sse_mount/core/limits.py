@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from .errors import ConfigError, RateLimited
-from .events import Usage
+from ..errors import ConfigError, RateLimited
+from ..events import Usage
+from ..tasks import beside, every
 
 # Re-exported: a host picks a store where it picks its limits.
 from .limit_stores import LimitStore, MemoryLimitStore, RedisLimitStore
@@ -169,34 +170,23 @@ class LimitLease:
         if self.slot is None:  # nothing to keep alive: no task group needed
             await body()
             return
-        failure: Exception | None = None
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._keep_alive)
-                try:
-                    await body()
-                except Exception as exc:  # re-raised below: a task group would wrap it
-                    failure = exc
-                tg.cancel_scope.cancel()
+            async with beside(self._keep_alive):
+                await body()
         finally:
             await self.release()
-        if failure is not None:
-            raise failure
 
     async def _keep_alive(self) -> None:
         """Refresh the slot's lease until cancelled (the Redis store lets unrefreshed slots
         lapse, so a dead worker's slots come back)."""
-        if self.slot is None:
+        slot, ttl = self.slot, self.limiter.slot_ttl
+        if slot is None:
             return
-        ttl = self.limiter.slot_ttl
-        while True:
-            await anyio.sleep(ttl / 3)
-            try:
-                await self.limiter.store.refresh(
-                    self.limiter.key("slots", self.key), self.slot, ttl
-                )
-            except Exception:
-                logger.warning("could not refresh a concurrency slot", exc_info=True)
+
+        async def refresh() -> None:
+            await self.limiter.store.refresh(self.limiter.key("slots", self.key), slot, ttl)
+
+        await every(ttl / 3, refresh, "refreshing a concurrency slot")
 
 
 class Limiter:

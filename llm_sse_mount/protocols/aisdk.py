@@ -31,18 +31,25 @@ Deliberate choices, each checked against the SDK's own parser (``tests/js/aisdk`
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+import secrets
+from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
+from ..codec import dumps
+from ..core.context import StreamContext
+from ..core.delivery import Reply
+from ..core.policy import build_request
+from ..core.serving import NewStream
 from ..errors import LLMSSEError
 from ..events import (
     Done,
     Error,
+    Frame,
     ReasoningDelta,
     Start,
     StreamEvent,
@@ -50,27 +57,17 @@ from ..events import (
     ToolCallDelta,
     Usage,
 )
-from ..http_errors import error_response, read_json_body
-from ..store.base import Frame
 from .aisdk_messages import parse_ui_body
-from .base import dumps
+from .base import ClientProtocol
+from .http import error_response, read_json_body
+from .tool_calls import ToolCalls
 
-if TYPE_CHECKING:
-    from ..mount import LLMMount
-
-__all__ = ["UI_MESSAGE_STREAM_HEADERS", "AISDKEncoder", "ai_sdk_chat_endpoint"]
+__all__ = ["AI_SDK", "UI_MESSAGE_STREAM_HEADERS", "AISDKEncoder"]
 
 #: The header the AI SDK's own server helpers send with a UI message stream.
 UI_MESSAGE_STREAM_HEADERS: Mapping[str, str] = {"x-vercel-ai-ui-message-stream": "v1"}
 
 _DONE = b"data: [DONE]\n\n"
-
-
-@dataclass
-class _ToolCall:
-    id: str
-    name: str
-    arguments: list[str] = field(default_factory=list)
 
 
 def _parse_arguments(text: str) -> Any:
@@ -92,23 +89,21 @@ class AISDKEncoder:
     """Encodes one response's frames as AI SDK UI message stream chunks (stateful: it tracks the
     open text/reasoning block and the tool calls of the step).
 
-    ``message_id`` is the id of the assistant message the chunks build (default: the stream
-    id). When the client continues an assistant message (its last message is the assistant's,
-    e.g. after tool results), the SDK expects that message's id back, as its own server does.
+    ``message_id`` is the id of the assistant message the chunks build (default: a new one;
+    never the stream id, which is the capability to read the stream). When the client continues
+    an assistant message (its last message is the assistant's, e.g. after tool results), the
+    SDK expects that message's id back, as its own server does.
     """
 
-    headers: Mapping[str, str] = UI_MESSAGE_STREAM_HEADERS
-
     def __init__(self, stream_id: str, model: str = "", *, message_id: str | None = None) -> None:
-        self._stream_id = stream_id
-        self._message_id = message_id or stream_id
+        self._message_id = message_id or "msg-" + secrets.token_urlsafe(12)
         self._open: tuple[str, str] | None = None  # (kind, block id)
         self._blocks = 0
-        self._calls: dict[int, _ToolCall] = {}
+        self._calls = ToolCalls()
         self._usage: Usage | None = None
         self._failed = False
 
-    def encode(self, frames: list[Frame]) -> bytes:
+    def encode(self, frames: Sequence[Frame]) -> bytes:
         chunks: list[dict[str, Any]] = []
         done = False
         for _seq, event in frames:
@@ -158,29 +153,27 @@ class AISDKEncoder:
 
     def _tool_call(self, event: ToolCallDelta, out: list[dict[str, Any]]) -> None:
         self._close_block(out)
-        call = self._calls.get(event.index)
-        if call is None:
+        call, new = self._calls.add(event)
+        if new:
             # Providers put id and name on a call's first fragment; should one not, the SDK
             # still needs strings to key the part by.
-            call_id = event.id or f"{self._stream_id}-call-{event.index}"
-            call = self._calls[event.index] = _ToolCall(call_id, event.name or "unknown")
+            call.id = call.id or f"{self._message_id}-call-{event.index}"
+            call.name = call.name or "unknown"
             out.append({"type": "tool-input-start", "toolCallId": call.id, "toolName": call.name})
         if event.arguments:
-            call.arguments.append(event.arguments)
             delta = {"type": "tool-input-delta", "toolCallId": call.id}
             out.append({**delta, "inputTextDelta": event.arguments})
 
     def _finish(self, event: Done, out: list[dict[str, Any]]) -> None:
         self._close_block(out)
         if not self._failed and event.finish_reason != "cancelled":
-            for index in sorted(self._calls):
-                call = self._calls[index]
+            for call in self._calls:
                 out.append(
                     {
                         "type": "tool-input-available",
                         "toolCallId": call.id,
                         "toolName": call.name,
-                        "input": _parse_arguments("".join(call.arguments)),
+                        "input": _parse_arguments(call.arguments),
                     }
                 )
         self._calls.clear()
@@ -198,18 +191,22 @@ class AISDKEncoder:
         out.append(finish)
 
 
-def ai_sdk_chat_endpoint(mount: LLMMount) -> Callable[[Request], Awaitable[Response]]:
-    """The ``POST /ai-sdk/chat`` handler of ``mount`` (a plain async function, so every
-    Starlette version treats it as a request/response endpoint)."""
+def _routes(ctx: StreamContext) -> list[BaseRoute]:
+    policy = ctx.settings.requests
 
     async def ai_sdk_chat(request: Request) -> Response:
         try:
-            body = await read_json_body(request, mount.settings.max_body_bytes)
+            body = await read_json_body(request, policy.max_body_bytes)
             parsed = parse_ui_body(body)
-            chat = mount.build_request(parsed.fields)
+            chat = build_request(policy, parsed.fields)
         except LLMSSEError as exc:
             return error_response(exc)
         encoder = partial(AISDKEncoder, message_id=parsed.continued_message_id)
-        return mount.stream(chat, encoder, UI_MESSAGE_STREAM_HEADERS)  # type: ignore[return-value]
+        reply = Reply(error_response, encoder=encoder, headers=UI_MESSAGE_STREAM_HEADERS)
+        return NewStream(ctx, chat, reply)
 
-    return ai_sdk_chat
+    return [Route("/ai-sdk/chat", ai_sdk_chat, methods=["POST"])]
+
+
+#: ``POST /ai-sdk/chat``.
+AI_SDK = ClientProtocol("ai-sdk", _routes)

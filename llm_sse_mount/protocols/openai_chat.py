@@ -22,78 +22,60 @@ Not streamed (``stream: false``): :class:`CompletionBuilder` folds the same fram
 
 from __future__ import annotations
 
+import secrets
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from starlette.responses import JSONResponse, Response
+
+from ..codec import dumps, usage_data
+from ..core.delivery import Encoder, EncoderFactory
+from ..errors import LLMSSEError, error_kind
 from ..events import (
     Done,
     Error,
+    Frame,
     ReasoningDelta,
     Start,
     TextDelta,
     ToolCallDelta,
     Usage,
 )
-from ..store.base import Frame
-from .base import Encoder, dumps
+from .http import error_headers
+from .tool_calls import ToolCalls
 
 __all__ = [
     "CompletionBuilder",
     "OpenAIEncoder",
+    "completion_id",
     "error_body",
-    "error_status",
-    "error_type",
     "openai_encoder",
+    "openai_error_response",
 ]
 
 _DONE = b"data: [DONE]\n\n"
 
 
-def error_type(status: int) -> str:
-    """OpenAI's ``error.type`` for an HTTP status (the SDK picks its exception by status;
-    ``type`` is what humans and logs read)."""
-    return {
-        400: "invalid_request_error",
-        401: "authentication_error",
-        403: "permission_error",
-        404: "not_found_error",
-        413: "invalid_request_error",
-        429: "rate_limit_error",
-    }.get(status, "server_error")
-
-
-#: The status a failure reported mid-stream would have had before the stream (used when a
-#: ``stream: false`` request fails and becomes a plain HTTP error after all).
-_STATUS_BY_CODE: dict[str, int] = {
-    "upstream_timeout": 504,
-    "upstream_rate_limited": 429,
-    "upstream_overloaded": 503,
-    "server_shutdown": 503,
-    "stream_lost": 503,
-    "stream_interrupted": 503,
-    "cancelled": 499,
-    "internal_error": 500,
-}
-
-
-def error_status(code: str) -> int:
-    """HTTP status for a stream ``error`` code; upstream failures default to 502."""
-    return _STATUS_BY_CODE.get(code, 502)
-
-
-def error_body(message: str, code: str, status: int, param: str | None = None) -> dict[str, Any]:
+def error_body(message: str, code: str, param: str | None = None) -> dict[str, Any]:
     """``{"error": {"message", "type", "param", "code"}}``, as OpenAI answers."""
-    return {"error": {"message": message, "type": error_type(status), "param": param, "code": code}}
+    kind = error_kind(code)
+    return {"error": {"message": message, "type": kind.openai_type, "param": param, "code": code}}
+
+
+def openai_error_response(exc: LLMSSEError) -> JSONResponse:
+    """An error before the stream, in OpenAI's shape, with our status and stable code."""
+    return JSONResponse(
+        error_body(exc.message, exc.code, exc.param),
+        status_code=exc.status,
+        headers=error_headers(exc),
+    )
 
 
 class OpenAIEncoder:
     """Frames → ``chat.completion.chunk`` SSE lines. One instance per response (it tracks
     whether the stream finished and holds usage back until after the finish chunk, where
     OpenAI puts it)."""
-
-    headers: Mapping[str, str] = {}
 
     def __init__(self, stream_id: str, model: str = "", *, include_usage: bool = False) -> None:
         self.include_usage = include_usage
@@ -102,7 +84,7 @@ class OpenAIEncoder:
         # One id and one timestamp for every chunk, as OpenAI sends them.
         self._prefix = (
             '{"id":'
-            + dumps(f"chatcmpl-{stream_id}")
+            + dumps(completion_id())
             + ',"object":"chat.completion.chunk","created":'
             + str(int(time.time()))
             + ',"model":'
@@ -113,7 +95,7 @@ class OpenAIEncoder:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
         return f'data: {self._prefix}{self._model},"choices":[{dumps(choice)}]}}\n\n'
 
-    def encode(self, frames: list[Frame]) -> bytes:
+    def encode(self, frames: Sequence[Frame]) -> bytes:
         out: list[str] = []
         for _seq, event in frames:
             if type(event) is TextDelta:
@@ -130,7 +112,7 @@ class OpenAIEncoder:
                 self._usage = event
             elif isinstance(event, Error):
                 self._failed = True
-                body = error_body(event.message, event.code, error_status(event.code))
+                body = error_body(event.message, event.code)
                 out.append(f"data: {dumps(body)}\n\n")
             elif isinstance(event, Done):
                 out.append(self._finish(event))
@@ -141,19 +123,25 @@ class OpenAIEncoder:
             return "data: [DONE]\n\n"
         if done.finish_reason in ("error", "cancelled"):
             # Ended without an error frame (every reader left): still say so, not "stop".
-            body = error_body("the stream was cancelled", "cancelled", 499)
+            body = error_body("the stream was cancelled", "cancelled")
             return f"data: {dumps(body)}\n\ndata: [DONE]\n\n"
         out = self._chunk({}, done.finish_reason)
         if self.include_usage and self._usage is not None:
             out += (
                 f'data: {self._prefix}{self._model},"choices":[],'
-                f'"usage":{dumps(self._usage.data())}}}\n\n'
+                f'"usage":{dumps(usage_data(self._usage))}}}\n\n'
             )
         return out + "data: [DONE]\n\n"
 
 
-def openai_encoder(*, include_usage: bool = False) -> Callable[[str, str], Encoder]:
-    """An encoder factory for :meth:`LLMMount.stream` (``stream_options.include_usage``)."""
+def completion_id() -> str:
+    """A fresh ``chatcmpl-`` id. Never the stream id: that is the capability to read the
+    stream, and a completion id travels into client logs and traces."""
+    return "chatcmpl-" + secrets.token_urlsafe(18)
+
+
+def openai_encoder(*, include_usage: bool = False) -> EncoderFactory:
+    """An encoder factory (``stream_options.include_usage``)."""
 
     def factory(stream_id: str, model: str) -> Encoder:
         return OpenAIEncoder(stream_id, model, include_usage=include_usage)
@@ -175,38 +163,28 @@ def tool_call_delta(event: ToolCallDelta) -> dict[str, Any]:
     return out
 
 
-@dataclass
-class _ToolCall:
-    id: str = ""
-    name: str = ""
-    arguments: list[str] = field(default_factory=list)
-
-
 class CompletionBuilder:
     """Folds a stream's frames into one ``chat.completion`` object (``stream: false``)."""
 
     def __init__(self, stream_id: str, model: str) -> None:
-        self.id = f"chatcmpl-{stream_id}"
+        self.id = completion_id()
         self.created = int(time.time())
         self.model = model
         self.error: Error | None = None
         self.finish_reason: str | None = None
         self._text: list[str] = []
         self._reasoning: list[str] = []
-        self._tools: dict[int, _ToolCall] = {}
+        self._tools = ToolCalls()
         self._usage: Usage | None = None
 
-    def add(self, frames: list[Frame]) -> None:
+    def add(self, frames: Sequence[Frame]) -> None:
         for _seq, event in frames:
             if isinstance(event, TextDelta):
                 self._text.append(event.text)
             elif isinstance(event, ReasoningDelta):
                 self._reasoning.append(event.text)
             elif isinstance(event, ToolCallDelta):
-                call = self._tools.setdefault(event.index, _ToolCall())
-                call.id = call.id or event.id or ""
-                call.name = call.name or event.name or ""
-                call.arguments.append(event.arguments)
+                self._tools.add(event)
             elif isinstance(event, Start):
                 self.model = event.model or self.model
             elif isinstance(event, Usage):
@@ -216,6 +194,14 @@ class CompletionBuilder:
             elif isinstance(event, Done):
                 self.finish_reason = event.finish_reason
 
+    def response(self) -> Response:
+        headers = {"Cache-Control": "no-store"}
+        if self.error is not None:
+            err = self.error
+            body = error_body(err.message, err.code)
+            return JSONResponse(body, status_code=error_kind(err.code).status, headers=headers)
+        return JSONResponse(self.completion(), headers=headers)
+
     def completion(self) -> dict[str, Any]:
         text = "".join(self._text)
         message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
@@ -224,11 +210,11 @@ class CompletionBuilder:
         if self._tools:
             message["tool_calls"] = [
                 {
-                    "id": call.id,
+                    "id": call.id or "",
                     "type": "function",
-                    "function": {"name": call.name, "arguments": "".join(call.arguments)},
+                    "function": {"name": call.name or "", "arguments": call.arguments},
                 }
-                for _index, call in sorted(self._tools.items())
+                for call in self._tools
             ]
             if not text:
                 message["content"] = None  # as OpenAI answers a turn that only calls tools
@@ -247,5 +233,5 @@ class CompletionBuilder:
             ],
         }
         if self._usage is not None:
-            out["usage"] = self._usage.data()
+            out["usage"] = usage_data(self._usage)
         return out

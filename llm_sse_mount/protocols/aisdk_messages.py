@@ -27,35 +27,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import RequestError
-from ..request import (
-    Message,
-    ToolCall,
-    parse_number,
-    parse_stop,
-    parse_tool_choice,
-    parse_tools,
-)
-from .base import dumps
+from ..codec import dumps
+from ..request import COMMON_FIELDS, Message, ToolCall, invalid, parse_params
 
 __all__ = ["AISDK_KEYS", "UIChatBody", "parse_ui_body", "ui_messages_to_messages"]
 
-#: Keys the transport itself sends, plus what its ``body`` option may add.
-AISDK_KEYS = frozenset(
-    (
-        "id",
-        "messages",
-        "trigger",
-        "messageId",
-        "model",
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "stop",
-        "tools",
-        "tool_choice",
-    )
-)
+#: Keys the transport itself sends, plus the shared fields its ``body`` option may add.
+AISDK_KEYS = frozenset(("id", "trigger", "messageId")) | COMMON_FIELDS
 TRIGGERS = frozenset(("submit-message", "regenerate-message"))
 UI_ROLES = frozenset(("system", "user", "assistant"))
 #: Tool part states that carry an outcome the upstream can be told about.
@@ -73,14 +51,10 @@ class UIChatBody:
     continued_message_id: str | None
 
 
-def _fail(message: str, code: str = "invalid_request") -> RequestError:
-    return RequestError(message, code=code)
-
-
 def _optional_str(obj: Mapping[str, Any], key: str, where: str) -> str | None:
     value = obj.get(key)
     if value is not None and not isinstance(value, str):
-        raise _fail(f"{where}.{key} must be a string")
+        raise invalid("invalid_request", f"{where}.{key} must be a string")
     return value
 
 
@@ -89,36 +63,23 @@ def parse_ui_body(body: Any) -> UIChatBody:
     stable code: ``invalid_request``, ``unknown_field``, ``invalid_role``, ``invalid_parameter``.
     """
     if not isinstance(body, Mapping):
-        raise _fail("the request body must be a JSON object")
+        raise invalid("invalid_request", "the request body must be a JSON object")
     unknown = sorted(k for k in body if k not in AISDK_KEYS)
     if unknown:
-        raise _fail(f"unknown field {unknown[0]!r} in the request body", "unknown_field")
+        raise invalid("unknown_field", f"unknown field {unknown[0]!r} in the request body")
     chat_id = _optional_str(body, "id", "body")
     trigger = body.get("trigger") or "submit-message"
     if trigger not in TRIGGERS:
-        raise _fail(f"'trigger' must be one of {sorted(TRIGGERS)}", "invalid_parameter")
+        raise invalid("invalid_parameter", f"'trigger' must be one of {sorted(TRIGGERS)}")
     _optional_str(body, "messageId", "body")
-    model = body.get("model")
-    if model is not None and (not isinstance(model, str) or not model):
-        raise _fail("'model' must be a non-empty string", "invalid_parameter")
+    params = parse_params(body)
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
-        raise _fail("'messages' must be a non-empty list of UI messages")
+        raise invalid("invalid_request", "'messages' must be a non-empty list of UI messages")
     messages = ui_messages_to_messages(raw)
     last = raw[-1]
     continued = last.get("id") if last.get("role") == "assistant" else None
-    fields: dict[str, Any] = {
-        "messages": messages,
-        "model": model,
-        "temperature": parse_number(body.get("temperature"), "temperature", low=0, high=2),
-        "top_p": parse_number(body.get("top_p"), "top_p", low=0, high=1),
-        "max_tokens": parse_number(
-            body.get("max_tokens"), "max_tokens", low=1, high=10_000_000, integer=True
-        ),
-        "stop": parse_stop(body.get("stop")),
-        "tools": parse_tools(body.get("tools")),
-        "tool_choice": parse_tool_choice(body.get("tool_choice")),
-    }
+    fields: dict[str, Any] = {"messages": messages, **params}
     return UIChatBody(
         fields=fields,
         chat_id=chat_id,
@@ -133,17 +94,19 @@ def ui_messages_to_messages(raw: list[Any]) -> tuple[Message, ...]:
     for i, item in enumerate(raw):
         where = f"messages[{i}]"
         if not isinstance(item, Mapping):
-            raise _fail(f"{where} must be a JSON object")
+            raise invalid("invalid_request", f"{where} must be a JSON object")
         role = item.get("role")
         if role not in UI_ROLES:
-            raise _fail(f"{where}.role must be one of {sorted(UI_ROLES)}", "invalid_role")
+            raise invalid("invalid_role", f"{where}.role must be one of {sorted(UI_ROLES)}")
         parts = item.get("parts")
         if not isinstance(parts, list):
             hint = " (AI SDK 4 'content' messages are not supported)" if "content" in item else ""
-            raise _fail(f"{where}.parts must be a list{hint}")
+            raise invalid("invalid_request", f"{where}.parts must be a list{hint}")
         for j, part in enumerate(parts):
             if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
-                raise _fail(f"{where}.parts[{j}] must be an object with a string 'type'")
+                raise invalid(
+                    "invalid_request", f"{where}.parts[{j}] must be an object with a string 'type'"
+                )
         if role == "assistant":
             out += _assistant_messages(parts, where)
         else:
@@ -152,7 +115,7 @@ def ui_messages_to_messages(raw: list[Any]) -> tuple[Message, ...]:
             if text:
                 out.append(Message(role, text))
     if not out:
-        raise _fail("the messages contain no text to send")
+        raise invalid("invalid_request", "the messages contain no text to send")
     return tuple(out)
 
 
@@ -162,7 +125,7 @@ def _text_of(parts: list[Mapping[str, Any]], where: str) -> str:
         if part["type"] == "text":
             text = part.get("text")
             if not isinstance(text, str):
-                raise _fail(f"{where}.parts[{j}].text must be a string")
+                raise invalid("invalid_request", f"{where}.parts[{j}].text must be a string")
             texts.append(text)
     return "".join(texts)
 
@@ -203,7 +166,7 @@ def _assistant_messages(parts: list[Mapping[str, Any]], where: str) -> list[Mess
                 flush()
             text = part.get("text")
             if not isinstance(text, str):
-                raise _fail(f"{where}.parts[{j}].text must be a string")
+                raise invalid("invalid_request", f"{where}.parts[{j}].text must be a string")
             texts.append(text)
         else:
             name = _tool_name(part)
@@ -211,12 +174,16 @@ def _assistant_messages(parts: list[Mapping[str, Any]], where: str) -> list[Mess
                 continue
             call_id = part.get("toolCallId")
             if not isinstance(call_id, str) or not call_id:
-                raise _fail(f"{where}.parts[{j}].toolCallId must be a non-empty string")
+                raise invalid(
+                    "invalid_request", f"{where}.parts[{j}].toolCallId must be a non-empty string"
+                )
             try:
                 arguments = dumps(part.get("input") or {})
                 result = _tool_result(part)
             except ValueError:  # NaN or Infinity, which Python's json.loads lets through
-                raise _fail(f"{where}.parts[{j}] holds a number JSON cannot carry") from None
+                raise invalid(
+                    "invalid_request", f"{where}.parts[{j}] holds a number JSON cannot carry"
+                ) from None
             calls.append(ToolCall(call_id, name, arguments))
             results.append(Message("tool", result, tool_call_id=call_id))
     flush()

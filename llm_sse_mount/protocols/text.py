@@ -21,11 +21,10 @@ same URL resumes where it stopped, still as text.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Sequence
 
-from ..events import Done, Error, TextDelta
-from ..store.base import Frame
-from .base import dumps
+from ..codec import dumps, event_data
+from ..events import Done, Error, Frame, TextDelta
 
 __all__ = ["TextEncoder"]
 
@@ -37,13 +36,11 @@ class TextEncoder:
     whether the last text ended with ``\r``, so a ``\r\n`` split across two deltas still
     makes one newline."""
 
-    headers: Mapping[str, str] = {}
-
     def __init__(self, stream_id: str, model: str = "") -> None:
         self._prefix = f"id: {stream_id}:"
         self._after_cr = False
 
-    def encode(self, frames: list[Frame]) -> bytes:
+    def encode(self, frames: Sequence[Frame]) -> bytes:
         parts: list[str] = []
         for seq, event in frames:
             if type(event) is TextDelta:
@@ -62,7 +59,9 @@ class TextEncoder:
                 parts.extend(f"data: {line}\n" for line in lines)
                 parts.append("\n")
             elif isinstance(event, Error):
-                parts.append(f"{self._prefix}{seq}\nevent: error\ndata: {dumps(event.data())}\n\n")
+                parts.append(
+                    f"{self._prefix}{seq}\nevent: error\ndata: {dumps(event_data(event))}\n\n"
+                )
             elif isinstance(event, Done):
                 parts.append(f"{self._prefix}{seq}\nevent: done\ndata: [DONE]\n\n")
         return "".join(parts).encode()

@@ -35,11 +35,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import Receive, Scope
 
-from .errors import ConfigError, Forbidden, LLMSSEError, RateLimited, RequestError, Unauthorized
-from .events import Usage
+from ..errors import ConfigError, Forbidden, LLMSSEError, RateLimited, Unauthorized
+from ..events import Usage
+from ..request import ChatRequest
+from ..settings import parse_int
 from .limits import Limiter, LimitLease, Limits, LimitStore, Rate, RedisLimitStore
-from .request import ChatRequest
-from .settings import parse_int
 
 __all__ = [
     "Access",
@@ -253,8 +253,8 @@ def _from_http_exception(exc: HTTPException) -> LLMSSEError:
     if exc.status_code == 429:
         return RateLimited(detail)
     if 400 <= exc.status_code < 500:
-        return RequestError(detail, code="access_denied", status=exc.status_code)
-    return LLMSSEError("the access check failed", code="access_check_failed", status=500)
+        return Forbidden(detail, code="access_denied")
+    return LLMSSEError("the access check failed", code="access_check_failed")
 
 
 def estimate_tokens(chat: ChatRequest) -> int:
@@ -319,14 +319,12 @@ class Access:
         except Exception:
             # Fail closed: a broken hook must not let everybody in.
             logger.exception("the authorize hook failed")
-            raise LLMSSEError(
-                "the access check failed", code="access_check_failed", status=500
-            ) from None
+            raise LLMSSEError("the access check failed", code="access_check_failed") from None
         if principal is None:
             return anonymous
         if not isinstance(principal, Principal):
             logger.error("the authorize hook returned %s, not a Principal", type(principal))
-            raise LLMSSEError("the access check failed", code="access_check_failed", status=500)
+            raise LLMSSEError("the access check failed", code="access_check_failed")
         return principal
 
     async def admit(self, scope: Scope, receive: Receive, chat: ChatRequest) -> Admission:

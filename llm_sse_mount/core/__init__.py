@@ -1,0 +1,1 @@
+"""The serving core: request policy, access and limits, relay, producer, serving a stream."""

@@ -1,1 +1,0 @@
-"""Client protocols: each module turns stream frames into one client format's bytes."""
