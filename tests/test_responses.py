@@ -15,9 +15,9 @@ import openai
 import pydantic
 import pytest
 
+from llm_sse_mount.core.limits import Limits
 from llm_sse_mount.errors import UpstreamError
 from llm_sse_mount.events import Finish, ReasoningDelta, ToolCallDelta, Usage
-from llm_sse_mount.core.limits import Limits
 from llm_sse_mount.providers.base import Provider
 from llm_sse_mount.providers.openai import OpenAICompatible
 from llm_sse_mount.providers.scripted import Emit, Fail, Hang, Scripted, ScriptStep, Text
