@@ -41,12 +41,14 @@ from .mount import LLMMount
 from .protocols.aisdk import AISDKEncoder
 from .protocols.native import NativeEncoder
 from .protocols.openai_chat import OpenAIEncoder
+from .protocols.responses import ResponsesEncoder
 from .protocols.text import TextEncoder
 from .providers.anthropic import Anthropic
+from .providers.capabilities import Capabilities
 from .providers.openai import OpenAICompatible
 from .providers.scripted import Scripted
 from .providers.zhipu import Zhipu
-from .request import ChatRequest, Message
+from .request import ChatRequest, ImagePart, Message, Reasoning, ResponseFormat, TextPart
 from .settings import RequestPolicy, RetryPolicy, Settings, StreamOptions, Timeouts
 from .sse_decoder import ServerSentEvent, SSEDecodeError, SSEDecoder
 from .store.base import StreamInfo, StreamStore
@@ -58,6 +60,7 @@ __all__ = [
     "AuthenticatedUser",
     "Authorize",
     "BearerTokens",
+    "Capabilities",
     "ChatRequest",
     "CompletionRecord",
     "ConfigError",
@@ -65,6 +68,7 @@ __all__ = [
     "Error",
     "Finish",
     "Forbidden",
+    "ImagePart",
     "LLMMount",
     "LLMSSEError",
     "LimitStore",
@@ -80,11 +84,14 @@ __all__ = [
     "Principal",
     "Rate",
     "RateLimited",
+    "Reasoning",
     "ReasoningDelta",
     "RedisLimitStore",
     "RedisStore",
     "RequestError",
     "RequestPolicy",
+    "ResponseFormat",
+    "ResponsesEncoder",
     "RetryPolicy",
     "SSEDecodeError",
     "SSEDecoder",
@@ -99,6 +106,7 @@ __all__ = [
     "StreamStore",
     "TextDelta",
     "TextEncoder",
+    "TextPart",
     "Timeouts",
     "ToolCallDelta",
     "Unauthorized",
