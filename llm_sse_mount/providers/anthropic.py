@@ -37,18 +37,10 @@ from ..events import (
     ToolCallDelta,
     Usage,
 )
-from ..request import ChatRequest, ImagePart, Message
+from ..request import ChatRequest, Message
 from ..sse_decoder import ServerSentEvent
-from .anthropic_extras import (
-    ANTHROPIC_CAPABILITIES,
-    AnswerToolParser,
-    add_structured_output,
-    add_thinking,
-    image_block,
-    uses_answer_tool,
-)
-from .capabilities import Capabilities
-from .http import EventParser, SSEUpstream, incomplete_unless, open_event_stream
+from . import anthropic_extras as extras
+from .http import SSEUpstream, incomplete_unless, open_event_stream
 
 __all__ = ["Anthropic", "AnthropicStreamParser"]
 
@@ -240,16 +232,7 @@ def _blocks(message: Message, i: int) -> list[dict[str, Any]]:
                 "content": message.content,
             }
         ]
-    # Anthropic refuses empty text blocks.
-    out: list[dict[str, Any]] = (
-        [{"type": "text", "text": message.content}] if message.content else []
-    )
-    if message.parts:
-        out = [
-            image_block(p) if isinstance(p, ImagePart) else {"type": "text", "text": p.text}
-            for p in message.parts
-            if isinstance(p, ImagePart) or p.text
-        ]
+    out = extras.content_blocks(message)  # text and images
     for call in message.tool_calls:
         out.append(
             {
@@ -309,9 +292,8 @@ class Anthropic:
 
     ``max_tokens_default`` is sent when the request names no ``max_tokens`` (the API requires
     one). ``thinking_budget`` switches extended thinking on with that many tokens (it streams
-    as reasoning; a request's own reasoning wins). ``structured_output`` picks how a JSON
-    schema is asked for: Anthropic's structured outputs (``"native"``) or a forced tool
-    (``"tool"``, for models without structured outputs); see :mod:`.anthropic_extras`.
+    as reasoning; a request's own reasoning wins). ``structured_output``: a JSON schema as
+    structured outputs (``"native"``) or as a forced tool (``"tool"``); see ``anthropic_extras``.
     ``headers`` adds request headers (e.g. ``anthropic-beta``). ``client`` is an
     optional ``httpx.AsyncClient`` of the host's; ``None`` for ``base_url`` or
     ``default_model`` means Anthropic's API and ``claude-sonnet-4-5``.
@@ -389,12 +371,11 @@ class Anthropic:
             ]
         if request.tool_choice is not None:
             body["tool_choice"] = _tool_choice(request.tool_choice)
-        add_thinking(body, request, self.thinking_budget, self.max_tokens_default)
-        add_structured_output(body, request, self.structured_output)
+        extras.add_thinking(body, request, self.thinking_budget, self.max_tokens_default)
+        extras.add_structured_output(body, request, self.structured_output)
         return body
 
-    def capabilities(self, model: str) -> Capabilities:
-        return ANTHROPIC_CAPABILITIES
+    capabilities = extras.capabilities
 
     async def open(self, request: ChatRequest, http: httpx.AsyncClient) -> SSEUpstream:
         response = await open_event_stream(
@@ -404,9 +385,7 @@ class Anthropic:
             body=self.build_body(request),
             on_json_body=_json_instead_of_stream,
         )
-        parser: EventParser = AnthropicStreamParser()
-        if uses_answer_tool(request, self.structured_output):
-            parser = AnswerToolParser(parser)
+        parser = extras.parser_for(AnthropicStreamParser(), request, self.structured_output)
         return SSEUpstream(response, parser, max_line_bytes=self.max_line_bytes)
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import RequestError
 from ..events import Finish, ProviderEvent, TextDelta, ToolCallDelta
-from ..request import ChatRequest, ImagePart, ResponseFormat
+from ..request import ChatRequest, ContentPart, ImagePart, Message, ResponseFormat, TextPart
 from ..sse_decoder import ServerSentEvent
 from .capabilities import Capabilities
 from .http import EventParser
@@ -40,7 +40,10 @@ __all__ = [
     "add_structured_output",
     "add_thinking",
     "answer_tool_name",
+    "capabilities",
+    "content_blocks",
     "image_block",
+    "parser_for",
     "uses_answer_tool",
 ]
 
@@ -71,6 +74,26 @@ def image_block(image: ImagePart) -> dict[str, Any]:
         "type": "image",
         "source": {"type": "base64", "media_type": image.media_type, "data": data},
     }
+
+
+def capabilities(provider: object, model: str) -> Capabilities:
+    """What every Claude model takes (``Anthropic.capabilities``)."""
+    return ANTHROPIC_CAPABILITIES
+
+
+def content_blocks(message: Message) -> list[dict[str, Any]]:
+    """A message's text and images as Anthropic content blocks (it refuses empty text)."""
+    parts: Iterable[ContentPart] = message.parts or (TextPart(message.content),)
+    return [
+        image_block(p) if isinstance(p, ImagePart) else {"type": "text", "text": p.text}
+        for p in parts
+        if isinstance(p, ImagePart) or p.text
+    ]
+
+
+def parser_for(inner: EventParser, request: ChatRequest, mode: str) -> EventParser:
+    """The stream parser: wrapped when the answer comes as a forced tool's input."""
+    return AnswerToolParser(inner) if uses_answer_tool(request, mode) else inner
 
 
 def answer_tool_name(fmt: ResponseFormat) -> str:
