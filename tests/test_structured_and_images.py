@@ -18,10 +18,12 @@ from starlette.routing import Mount
 from llm_sse_mount import LLMMount, Zhipu
 from llm_sse_mount.providers.anthropic import Anthropic
 from llm_sse_mount.providers.openai import OpenAICompatible
+from llm_sse_mount.providers.scripted import Scripted
+from llm_sse_mount.settings import env_overrides
 
 from .support.anthropic_stream import TextBlock, Thinking, anthropic_stream
 from .support.anthropic_stream import Tool as ToolBlock
-from .support.fake_upstream import FakeUpstream, openai_stream
+from .support.fake_upstream import Body, FakeUpstream, openai_stream
 from .support.servers import ServerThread
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
@@ -322,3 +324,34 @@ def test_a_provider_without_capabilities_refuses_images(
     r = httpx.post(url + "/chat", json={"messages": [image_message(HTTPS_IMAGE)]})
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "unsupported_content"
+
+
+def test_a_fallback_that_cannot_take_the_image_is_skipped_not_used(
+    fake_upstream: FakeUpstream, serve_app: Callable[..., ServerThread]
+) -> None:
+    overloaded = Body(503, b'{"error": {"message": "busy"}}', {"content-type": "application/json"})
+    fake_upstream.default = [overloaded]
+    mount = LLMMount(
+        provider=OpenAICompatible(fake_upstream.url),
+        fallbacks=[Scripted()],  # answers anything, but takes no images
+        model="m",
+        retries=0,
+    )
+    url = serve_app(Starlette(routes=[Mount("/llm", app=mount)])).url + "/llm"
+    with pytest.raises(openai.InternalServerError):
+        sdk(url).chat.completions.create(model="m", messages=[image_message(HTTPS_IMAGE)])
+    # Plain text may fall back.
+    completion = sdk(url).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert completion.choices[0].message.content
+
+
+def test_image_limits_from_the_environment() -> None:
+    overrides = env_overrides({"LLM_SSE_MAX_IMAGES": "2", "LLM_SSE_MAX_IMAGE_BYTES": "1000"})
+    assert overrides == {"max_images": 2, "max_image_bytes": 1000}
+    mount = LLMMount(**overrides)
+    assert (mount.settings.requests.max_images, mount.settings.requests.max_image_bytes) == (
+        2,
+        1000,
+    )
