@@ -355,3 +355,29 @@ def test_image_limits_from_the_environment() -> None:
         2,
         1000,
     )
+
+
+def test_ai_sdk_image_file_parts_reach_the_upstream_as_images(
+    fake_upstream: FakeUpstream, serve_app: Callable[..., ServerThread]
+) -> None:
+    fake_upstream.push(openai_stream(["a cat"]))
+    url = start(serve_app, OpenAICompatible(fake_upstream.url))
+    ui_message = {
+        "id": "u1",
+        "role": "user",
+        "parts": [
+            {"type": "text", "text": "what is it?"},
+            {"type": "file", "mediaType": "image/png", "url": PNG, "filename": "cat.png"},
+            {"type": "file", "mediaType": "text/plain", "url": "data:,notes"},  # not an image
+        ],
+    }
+    r = httpx.post(
+        url + "/ai-sdk/chat",
+        json={"id": "c", "messages": [ui_message], "trigger": "submit-message"},
+    )
+    assert r.status_code == 200
+    assert '"type":"finish"' in r.text
+    assert fake_upstream.requests[0].json["messages"][0]["content"] == [
+        {"type": "text", "text": "what is it?"},
+        {"type": "image_url", "image_url": {"url": PNG}},
+    ]
