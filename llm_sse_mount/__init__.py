@@ -46,14 +46,16 @@ from .mount import LLMMount
 from .protocols.aisdk import AISDKEncoder
 from .protocols.native import NativeEncoder
 from .protocols.openai_chat import OpenAIEncoder
+from .protocols.responses import ResponsesEncoder
 from .protocols.text import TextEncoder
 from .providers.anthropic import Anthropic
+from .providers.capabilities import Capabilities
 from .providers.gemini import Gemini
 from .providers.openai import OpenAICompatible
 from .providers.openai_responses import OpenAIResponses
 from .providers.scripted import Scripted
 from .providers.zhipu import Zhipu
-from .request import ChatRequest, Message
+from .request import ChatRequest, ImagePart, Message, Reasoning, ResponseFormat, TextPart
 from .settings import RequestPolicy, RetryPolicy, Settings, StreamOptions, Timeouts
 from .sse_decoder import ServerSentEvent, SSEDecodeError, SSEDecoder
 from .store.base import StreamInfo, StreamStore
@@ -67,6 +69,7 @@ __all__ = [
     "Authorize",
     "BearerTokens",
     "BodyTimeout",
+    "Capabilities",
     "ChatRequest",
     "CompletionRecord",
     "ConfigError",
@@ -75,6 +78,7 @@ __all__ = [
     "Finish",
     "Forbidden",
     "Gemini",
+    "ImagePart",
     "LLMMount",
     "LLMSSEError",
     "LimitStore",
@@ -91,11 +95,14 @@ __all__ = [
     "Principal",
     "Rate",
     "RateLimited",
+    "Reasoning",
     "ReasoningDelta",
     "RedisLimitStore",
     "RedisStore",
     "RequestError",
     "RequestPolicy",
+    "ResponseFormat",
+    "ResponsesEncoder",
     "RetryPolicy",
     "SSEDecodeError",
     "SSEDecoder",
@@ -110,6 +117,7 @@ __all__ = [
     "StreamStore",
     "TextDelta",
     "TextEncoder",
+    "TextPart",
     "Timeouts",
     "ToolCallDelta",
     "Unauthorized",

@@ -23,11 +23,12 @@ from .protocols.http import error_response
 from .protocols.native import NATIVE
 from .protocols.openai_chat import openai_error_response
 from .protocols.openai_routes import OPENAI_CHAT
+from .protocols.responses import OPENAI_RESPONSES
 
 __all__ = ["PROTOCOLS", "error_shape", "not_found", "route_table"]
 
 #: The client protocols every mount serves.
-PROTOCOLS: tuple[ClientProtocol, ...] = (NATIVE, OPENAI_CHAT, AI_SDK)
+PROTOCOLS: tuple[ClientProtocol, ...] = (NATIVE, OPENAI_CHAT, OPENAI_RESPONSES, AI_SDK)
 
 
 def error_shape(scope: Scope) -> ErrorResponder:
