@@ -18,6 +18,7 @@ import httpx
 
 from ..errors import LLMSSEError, UpstreamTimeout
 from ..providers.base import Provider, UpstreamStream
+from ..providers.capabilities import require_capabilities
 from ..redaction import redact
 from ..request import ChatRequest
 from ..settings import RetryPolicy, Timeouts
@@ -44,6 +45,15 @@ def retry_delay(policy: RetryPolicy, attempt: int, retry_after: float | None) ->
     if retry_after is not None:
         return retry_after
     return random.uniform(0, min(policy.max_backoff, policy.backoff * 2**attempt))
+
+
+def capable(provider: Provider, request: ChatRequest) -> bool:
+    """Whether ``provider`` can honour everything ``request`` asks for."""
+    try:
+        require_capabilities(provider, request)
+    except LLMSSEError:
+        return False
+    return True
 
 
 class Relay:
@@ -76,6 +86,8 @@ class Relay:
             req = request
             if index > 0 and provider.default_model:
                 req = replace(request, model=provider.default_model)
+            if index > 0 and not capable(provider, req):
+                continue  # a fallback must not answer without the images or the schema
             http = provider.client or self.client or client
             for attempt in range(self.retry.retries + 1):
                 try:

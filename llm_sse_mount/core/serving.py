@@ -33,6 +33,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..errors import LLMSSEError, NotFound
 from ..events import Done, Start
+from ..providers.capabilities import require_capabilities
 from ..request import ChatRequest
 from .access import Admission
 from .context import StreamContext
@@ -160,6 +161,9 @@ class NewStream(Response):
         # slot) is held until the stream is over.
         started = time.monotonic()
         try:
+            # What the upstream cannot honour (images, a JSON schema) is refused before
+            # anything is spent: never a silently unstructured answer.
+            require_capabilities(self.ctx.provider, self.chat)
             admission = await self.ctx.access.admit(scope, receive, self.chat)
         except LLMSSEError as exc:
             await self.reply.error_response(exc)(scope, receive, send)

@@ -42,7 +42,6 @@ _IGNORED = frozenset(
         "prompt_cache_retention",
         "parallel_tool_calls",
         "seed",
-        "reasoning_effort",
         "verbosity",
         "stream_options",  # read below when streaming; ignored otherwise
     )
@@ -55,7 +54,6 @@ _DEFAULT_ONLY: dict[str, tuple[Any, ...]] = {
     "frequency_penalty": (0,),
     "presence_penalty": (0,),
     "logit_bias": ({},),
-    "response_format": ({"type": "text"},),
     "modalities": (["text"],),
 }
 _ALLOWED = COMMON_FIELDS | _IGNORED | frozenset(_DEFAULT_ONLY) | {"stream", "max_completion_tokens"}

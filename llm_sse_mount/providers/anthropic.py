@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -37,9 +37,18 @@ from ..events import (
     ToolCallDelta,
     Usage,
 )
-from ..request import ChatRequest, Message
+from ..request import ChatRequest, ImagePart, Message
 from ..sse_decoder import ServerSentEvent
-from .http import SSEUpstream, incomplete_unless, open_event_stream
+from .anthropic_extras import (
+    ANTHROPIC_CAPABILITIES,
+    AnswerToolParser,
+    add_structured_output,
+    add_thinking,
+    image_block,
+    uses_answer_tool,
+)
+from .capabilities import Capabilities
+from .http import EventParser, SSEUpstream, incomplete_unless, open_event_stream
 
 __all__ = ["Anthropic", "AnthropicStreamParser"]
 
@@ -235,6 +244,12 @@ def _blocks(message: Message, i: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = (
         [{"type": "text", "text": message.content}] if message.content else []
     )
+    if message.parts:
+        out = [
+            image_block(p) if isinstance(p, ImagePart) else {"type": "text", "text": p.text}
+            for p in message.parts
+            if isinstance(p, ImagePart) or p.text
+        ]
     for call in message.tool_calls:
         out.append(
             {
@@ -294,7 +309,10 @@ class Anthropic:
 
     ``max_tokens_default`` is sent when the request names no ``max_tokens`` (the API requires
     one). ``thinking_budget`` switches extended thinking on with that many tokens (it streams
-    as reasoning). ``headers`` adds request headers (e.g. ``anthropic-beta``). ``client`` is an
+    as reasoning; a request's own reasoning wins). ``structured_output`` picks how a JSON
+    schema is asked for: Anthropic's structured outputs (``"native"``) or a forced tool
+    (``"tool"``, for models without structured outputs); see :mod:`.anthropic_extras`.
+    ``headers`` adds request headers (e.g. ``anthropic-beta``). ``client`` is an
     optional ``httpx.AsyncClient`` of the host's; ``None`` for ``base_url`` or
     ``default_model`` means Anthropic's API and ``claude-sonnet-4-5``.
     """
@@ -313,7 +331,9 @@ class Anthropic:
         thinking_budget: int | None = None,
         headers: Mapping[str, str] | None = None,
         max_line_bytes: int = 1 << 20,
+        structured_output: Literal["native", "tool"] = "native",
     ) -> None:
+        self.structured_output = structured_output
         self.base_url = (base_url or ANTHROPIC_BASE_URL).rstrip("/")
         self._api_key = api_key
         self.default_model: str | None = default_model or ANTHROPIC_DEFAULT_MODEL
@@ -369,9 +389,12 @@ class Anthropic:
             ]
         if request.tool_choice is not None:
             body["tool_choice"] = _tool_choice(request.tool_choice)
-        if self.thinking_budget is not None:
-            body["thinking"] = {"type": "enabled", "budget_tokens": self.thinking_budget}
+        add_thinking(body, request, self.thinking_budget, self.max_tokens_default)
+        add_structured_output(body, request, self.structured_output)
         return body
+
+    def capabilities(self, model: str) -> Capabilities:
+        return ANTHROPIC_CAPABILITIES
 
     async def open(self, request: ChatRequest, http: httpx.AsyncClient) -> SSEUpstream:
         response = await open_event_stream(
@@ -381,7 +404,10 @@ class Anthropic:
             body=self.build_body(request),
             on_json_body=_json_instead_of_stream,
         )
-        return SSEUpstream(response, AnthropicStreamParser(), max_line_bytes=self.max_line_bytes)
+        parser: EventParser = AnthropicStreamParser()
+        if uses_answer_tool(request, self.structured_output):
+            parser = AnswerToolParser(parser)
+        return SSEUpstream(response, parser, max_line_bytes=self.max_line_bytes)
 
 
 def _json_instead_of_stream(payload: Any) -> UpstreamError:

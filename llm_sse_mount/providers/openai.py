@@ -16,7 +16,7 @@ What the parser copes with, all seen in the wild:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -31,8 +31,9 @@ from ..events import (
     ToolCallDelta,
     Usage,
 )
-from ..request import ChatRequest, Message
+from ..request import ChatRequest, ImagePart, Message, ResponseFormat, TextPart
 from ..sse_decoder import ServerSentEvent
+from .capabilities import Capabilities
 from .http import SSEUpstream, incomplete_unless, open_event_stream
 
 __all__ = ["OpenAICompatible", "OpenAIStreamParser"]
@@ -152,8 +153,24 @@ def _tool_call(call: Any) -> ToolCallDelta:
     )
 
 
-def message_to_openai(message: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.role, "content": message.content}
+def image_to_openai(image: ImagePart) -> dict[str, Any]:
+    """OpenAI's ``image_url`` part, the URL (or ``data:`` URI) as the client gave it."""
+    url: dict[str, Any] = {"url": image.url}
+    if image.detail:
+        url["detail"] = image.detail
+    return {"type": "image_url", "image_url": url}
+
+
+def message_to_openai(
+    message: Message, image: Callable[[ImagePart], dict[str, Any]] = image_to_openai
+) -> dict[str, Any]:
+    content: str | list[dict[str, Any]] = message.content
+    if message.parts:
+        content = [
+            {"type": "text", "text": p.text} if isinstance(p, TextPart) else image(p)
+            for p in message.parts
+        ]
+    out: dict[str, Any] = {"role": message.role, "content": content}
     if message.name:
         out["name"] = message.name
     if message.tool_call_id:
@@ -223,7 +240,7 @@ class OpenAICompatible:
     def build_body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": [message_to_openai(m) for m in request.messages],
+            "messages": [message_to_openai(m, self.image_part) for m in request.messages],
             "stream": True,
         }
         if self.stream_usage:
@@ -248,7 +265,19 @@ class OpenAICompatible:
             ]
         if request.tool_choice is not None:
             body["tool_choice"] = request.tool_choice
+        if request.response_format is not None:
+            body["response_format"] = response_format_to_openai(request.response_format)
+        if request.reasoning is not None and request.reasoning.effort:
+            body["reasoning_effort"] = request.reasoning.effort
         return body
+
+    def capabilities(self, model: str) -> Capabilities:
+        """Everything, passed on as is: what a server cannot take, it refuses itself."""
+        return _EVERYTHING
+
+    def image_part(self, image: ImagePart) -> dict[str, Any]:
+        """One image in this server's form (OpenAI's ``image_url`` part)."""
+        return image_to_openai(image)
 
     def new_parser(self) -> OpenAIStreamParser:
         return OpenAIStreamParser()
@@ -262,6 +291,22 @@ class OpenAICompatible:
             on_json_body=_json_instead_of_stream,
         )
         return SSEUpstream(response, self.new_parser(), max_line_bytes=self.max_line_bytes)
+
+
+def response_format_to_openai(fmt: ResponseFormat) -> dict[str, Any]:
+    """OpenAI chat's ``response_format``."""
+    if fmt.type == "json_object":
+        return {"type": "json_object"}
+    spec: dict[str, Any] = {"name": fmt.name or "response", "schema": dict(fmt.schema or {})}
+    if fmt.strict is not None:
+        spec["strict"] = fmt.strict
+    return {"type": "json_schema", "json_schema": spec}
+
+
+#: An OpenAI-compatible server gets images and formats as is: the server decides.
+_EVERYTHING = Capabilities(
+    image_urls=True, image_data=True, response_formats=frozenset({"json_object", "json_schema"})
+)
 
 
 def _json_instead_of_stream(payload: Any) -> UpstreamError:
