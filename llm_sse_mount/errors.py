@@ -249,6 +249,12 @@ _TABLE: dict[str, tuple[int, bool, type[LLMSSEError], str]] = {
     # routes and streams
     "not_found": (404, False, NotFound, "no such route"),
     "stream_not_found": (404, False, NotFound, "no such stream (or not yours, or expired)"),
+    "model_not_found": (
+        404,
+        False,
+        NotFound,
+        "no such model here (or not one this caller may use)",
+    ),
     "method_not_allowed": (405, False, _R, "the route does not take this method"),
     # the upstream
     "upstream_error": (502, True, _U, "the upstream failed (5xx, or an error frame)"),
