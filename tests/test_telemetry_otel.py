@@ -179,7 +179,7 @@ def test_a_client_that_left_is_cancelled_not_an_error(sdk: OTelSDK) -> None:
 
 
 def test_metrics_follow_the_conventions(sdk: OTelSDK) -> None:
-    run_good_stream(observer(sdk))
+    run_good_stream(observer(sdk, chunk_timing=True))
     m = sdk.metrics()
     [(attrs, duration)] = m["gen_ai.client.operation.duration"]
     assert attrs == {
@@ -211,8 +211,10 @@ def test_estimated_usage_is_not_reported_as_billable(sdk: OTelSDK) -> None:
 
 
 def test_without_chunk_timing_no_per_chunk_work_is_asked_for(sdk: OTelSDK) -> None:
-    o = observer(sdk, chunk_timing=False).start(start())
+    o = observer(sdk).start(start())  # the default: the per-chunk histogram costs per token
     assert o.wants_chunks is False
+    assert observer(sdk, chunk_timing=True).start(start()).wants_chunks is True
+    assert observer(sdk, capture_content=True).start(start()).wants_chunks is True
 
 
 def test_without_an_sdk_every_stream_gets_the_shared_noop() -> None:
