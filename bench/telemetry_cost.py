@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
 from llm_sse_mount import ChatRequest, CompletionRecord, Message, TextDelta, Usage
-from llm_sse_mount.telemetry.base import NOOP, StreamObserver, StreamStart, combine
+from llm_sse_mount.core.observe import NOOP, StreamObserver, StreamStart, combine
 from llm_sse_mount.telemetry.logs import LogObserver
 from llm_sse_mount.telemetry.otel import OpenTelemetryObserver
 from llm_sse_mount.telemetry.prometheus import PrometheusObserver

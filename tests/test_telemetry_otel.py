@@ -12,7 +12,8 @@ import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
 from llm_sse_mount import ChatRequest, CompletionRecord, Message, RateLimited, TextDelta, Usage
-from llm_sse_mount.telemetry.base import NOOP, StreamStart
+from llm_sse_mount.core.observe import NOOP, StreamStart
+from llm_sse_mount.core.serving import log_id
 from llm_sse_mount.telemetry.otel import SEMCONV_VERSION, OpenTelemetryObserver
 
 from .support.otel import OTelSDK
@@ -97,7 +98,7 @@ def test_a_good_stream_is_one_client_span_named_after_the_conventions(sdk: OTelS
     assert a["gen_ai.usage.output_tokens"] == 30
     assert a["gen_ai.response.time_to_first_chunk"] >= 0
     assert a["llm_sse.upstream.retries"] == 1
-    assert a["llm_sse.stream_id"] == "s1"
+    assert a["llm_sse.stream"] == log_id("s1")  # the digest, never the id itself
     assert "error.type" not in a
     assert span.status.status_code is StatusCode.UNSET
     assert span.instrumentation_scope is not None
@@ -199,12 +200,9 @@ def test_metrics_follow_the_conventions(sdk: OTelSDK) -> None:
 
 
 def test_estimated_usage_is_not_reported_as_billable(sdk: OTelSDK) -> None:
-    class EstimatedUsage(Usage):
-        estimated = True  # the field Usage gains with the new settings (issue #11)
-
     o = observer(sdk).start(start())
     o.opened("zhipu", "glm-4-flash")
-    o.ended(record(usage=EstimatedUsage(1, 2, 3)))
+    o.ended(record(usage=Usage(1, 2, 3, estimated=True)))
     [span] = sdk.spans()
     assert span.attributes is not None and "gen_ai.usage.input_tokens" not in span.attributes
     assert sdk.points("gen_ai.client.token.usage") == []
@@ -231,7 +229,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from llm_sse_mount import ChatRequest, Message, Unauthorized
-from llm_sse_mount.telemetry.base import StreamStart
+from llm_sse_mount.core.observe import StreamStart
 from llm_sse_mount.telemetry.otel import OpenTelemetryObserver
 observer = OpenTelemetryObserver()   # built before the host configures the SDK
 exporter = InMemorySpanExporter()

@@ -21,8 +21,9 @@ from llm_sse_mount import (
     Unauthorized,
     Usage,
 )
+from llm_sse_mount.core.observe import NOOP, StreamStart, combine
+from llm_sse_mount.core.serving import log_id
 from llm_sse_mount.events import StreamEvent
-from llm_sse_mount.telemetry.base import NOOP, StreamStart, combine
 from llm_sse_mount.telemetry.config import build_telemetry, telemetry_env_overrides
 from llm_sse_mount.telemetry.logs import LogObserver, trace_id_from_headers
 from llm_sse_mount.telemetry.prometheus import PrometheusObserver
@@ -275,14 +276,14 @@ def test_the_json_line_carries_the_record_and_the_trace_id(
     assert fields == {
         "event": "stream_end",
         "protocol": "native",
-        "stream_id": "s1",
+        "stream": log_id("s1"),
         "model": "glm-4-flash",
         "provider": "zhipu",
         "finish_reason": "stop",
         "usage_prompt_tokens": 12,
         "usage_completion_tokens": 30,
         "usage_total_tokens": 42,
-        "usage_estimated": None,
+        "usage_estimated": False,
         "time_to_first_token": 0.05,
         "duration": 0.2,
         "error_code": None,

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..core.observe import NOOP, StreamObserver, combine
 from ..errors import ConfigError
-from .base import NOOP, StreamObserver, combine
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry

@@ -1,10 +1,12 @@
 """One structured log line per stream end, to join logs with traces and metrics.
 
-The line carries every field of the :class:`~llm_sse_mount.relay.CompletionRecord` (usage
-flattened to ``usage_*``), the client protocol and the trace id: the OpenTelemetry span's when
-there is one, else the incoming ``traceparent``'s, so the line still joins the caller's trace
-when this process exports no spans. A refused request gets a line too (``event`` is
-``stream_refused``). Never a prompt, an answer or a key: the record holds none.
+The line carries every field of the :class:`~llm_sse_mount.core.records.CompletionRecord`
+(usage flattened to ``usage_*``; the stream id as ``stream``, the same digest the core's log
+lines use, since the id itself grants reading the stream), the client protocol and the trace
+id: the OpenTelemetry span's when there is one, else the incoming ``traceparent``'s, so the
+line still joins the caller's trace when this process exports no spans. A refused request gets
+a line too (``event`` is ``stream_refused``). Never a prompt, an answer or a key: the record
+holds none.
 
 ``log_format="json"`` (or ``LLM_SSE_LOG_FORMAT=json``) writes one JSON object per line; the
 default writes ``key=value`` pairs. Lines go to the ``llm_sse_mount.streams`` logger at INFO,
@@ -21,12 +23,13 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..core.observe import Observation, StreamStart
+from ..core.serving import log_id
 from ..errors import ConfigError, LLMSSEError
 from ..events import StreamEvent
-from .base import Observation, StreamStart
 
 if TYPE_CHECKING:
-    from ..relay import CompletionRecord
+    from ..core.records import CompletionRecord
 
 __all__ = ["LOG_FORMATS", "LogFormat", "LogObserver", "trace_id_from_headers"]
 
@@ -49,7 +52,11 @@ def _record_fields(record: CompletionRecord) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(record):
         value = getattr(record, f.name)
-        if f.name == "usage":
+        if f.name == "stream_id":
+            # On an open mount the id is the capability to read the stream: logs carry the
+            # digest the core's own log lines use.
+            out["stream"] = log_id(value)
+        elif f.name == "usage":
             for u in ("prompt_tokens", "completion_tokens", "total_tokens", "estimated"):
                 out[f"usage_{u}"] = getattr(value, u, None) if value is not None else None
         elif isinstance(value, float):

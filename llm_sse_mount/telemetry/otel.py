@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from ..core.observe import NOOP, Observation, StreamStart
+from ..core.serving import log_id
 from ..errors import LLMSSEError
 from ..events import StreamEvent, TextDelta
-from .base import NOOP, Observation, StreamStart
 
 if TYPE_CHECKING:
-    from ..relay import CompletionRecord
+    from ..core.records import CompletionRecord
 
 __all__ = ["SEMCONV_VERSION", "OpenTelemetryObserver"]
 
@@ -302,7 +303,7 @@ class _Stream:
         usage = record.usage if record is not None else None
         # Estimated counts are not the upstream's figure: the conventions want billable
         # tokens or nothing.
-        counted = usage is not None and not getattr(usage, "estimated", False)
+        counted = usage is not None and not usage.estimated
         span = self._span
         if span is not None:
             span_attrs: dict[str, Any] = {}
@@ -311,7 +312,8 @@ class _Stream:
             if error:
                 span_attrs["error.type"] = error
             if record is not None:
-                span_attrs["llm_sse.stream_id"] = record.stream_id
+                # The digest the logs use: the id itself grants reading the stream.
+                span_attrs["llm_sse.stream"] = log_id(record.stream_id)
                 span_attrs["llm_sse.client_disconnected"] = record.client_disconnected
                 span_attrs["llm_sse.frames"] = record.frames
             if usage is not None and counted:

@@ -40,12 +40,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.asgi import make_asgi_app
 from starlette.types import Receive, Scope, Send
 
+from ..core.observe import Observation, StreamStart
 from ..errors import LLMSSEError
 from ..events import FINISH_REASONS, StreamEvent
-from .base import Observation, StreamStart
 
 if TYPE_CHECKING:
-    from ..relay import CompletionRecord
+    from ..core.records import CompletionRecord
 
 __all__ = ["MetricsApp", "PrometheusObserver"]
 

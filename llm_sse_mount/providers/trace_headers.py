@@ -1,7 +1,7 @@
 """Trace context onto the upstream request, without touching any provider's signature.
 
-The core sets the headers an observation asks for (``Observation.upstream_headers``) around
-opening the upstream; the shared upstream plumbing (``providers/http.py``) adds whatever is set
+The serving core sets the headers an observation asks for (``Observation.upstream_headers``)
+around opening the upstream; the shared upstream plumbing (:mod:`.http`) adds whatever is set
 to the request it sends. A context variable carries them: opening runs in the request's task,
 so the value is that stream's and no other's. Nothing here imports an optional dependency.
 """

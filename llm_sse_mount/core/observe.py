@@ -1,7 +1,10 @@
 """The observer seam: what the core tells telemetry about each stream, and nothing more.
 
-The core calls one :class:`StreamObserver` per mount. For every request that asks for a
-stream it calls :meth:`StreamObserver.start` and then, on the returned :class:`Observation`::
+The core owns the seam (like ``on_complete``); the observers behind it live above the core, in
+:mod:`llm_sse_mount.telemetry` (OpenTelemetry, Prometheus, the log line), or are the host's.
+The core calls one :class:`StreamObserver` per mount (``StreamContext.observer``). For every
+request that asks for a stream it calls :meth:`StreamObserver.start` and then, on the
+returned :class:`Observation`::
 
     start(info)                              the request arrived (before admission)
     ├── refused(error)                       admission said no (401, 403, 429, ...): the end
@@ -33,11 +36,12 @@ from ..errors import LLMSSEError
 from ..events import StreamEvent
 from ..request import ChatRequest
 
-if TYPE_CHECKING:  # the record lives in the relay; telemetry only reads it
-    from ..relay import CompletionRecord
+if TYPE_CHECKING:
+    from .records import CompletionRecord
 
 __all__ = [
     "NOOP",
+    "NOOP_OBSERVATION",
     "NoopObservation",
     "NoopObserver",
     "Observation",
@@ -133,7 +137,8 @@ class NoopObservation:
         pass
 
 
-_NOOP_OBSERVATION = NoopObservation()
+#: The observation of a stream nobody watches.
+NOOP_OBSERVATION = NoopObservation()
 
 
 class NoopObserver:
@@ -142,7 +147,7 @@ class NoopObserver:
     __slots__ = ()
 
     def start(self, info: StreamStart) -> Observation:
-        return _NOOP_OBSERVATION
+        return NOOP_OBSERVATION
 
 
 #: The observer a mount without telemetry uses.
@@ -265,14 +270,14 @@ class _Combined:
             except Exception:
                 logger.exception("telemetry observer %s failed in start", _name(observer))
                 continue
-            if part is _NOOP_OBSERVATION:
+            if part is NOOP_OBSERVATION:
                 continue
             if part.trace_id and info.trace_id is None:
                 # Later observers (the log line) learn the trace id of earlier ones (OTel).
                 info = replace(info, trace_id=part.trace_id)
             parts.append(_Guarded(part, _name(observer)))
         if not parts:
-            return _NOOP_OBSERVATION
+            return NOOP_OBSERVATION
         if len(parts) == 1:
             return parts[0]
         return _FanOut(parts)
