@@ -37,6 +37,7 @@ from ..events import (
 from ..redaction import redact
 from ..settings import Timeouts
 from ..store.base import StreamStore
+from .observe import NOOP_OBSERVATION, Observation
 from .records import CompletionRecord, OnComplete, report
 from .relay import Opened
 from .shutdown import ShutdownSignal
@@ -82,6 +83,7 @@ class Producer:
         on_complete: OnComplete | None = None,
         secrets: Sequence[str] = (),
         on_usage: Callable[[Usage], Awaitable[None]] | None = None,
+        observation: Observation = NOOP_OBSERVATION,
     ) -> None:
         self.stream_id = stream_id
         self.opened = opened
@@ -93,6 +95,8 @@ class Producer:
         self.secrets = tuple(secrets)
         # Access control's hook (tokens per minute): sees each usage report as it streams.
         self.on_usage = on_usage
+        # Telemetry (see observe.py): told of the first chunk, each chunk if it asks, the end.
+        self.observation = observation
         self.outcome = Outcome.FINISHED
         self._finish: FinishReason | None = None
         self._usage: Usage | None = None
@@ -163,15 +167,20 @@ class Producer:
         slack = idle + rearm_every
         armed_at: float | None = None  # the first event always replaces the first-token one
         store, sid = self.store, self.stream_id
+        obs = self.observation
+        # Read once per stream: per-event telemetry only when an observer asked for it.
+        chunk = obs.chunk if obs.wants_chunks else None
         with anyio.CancelScope(deadline=min(first, total_deadline)) as scope:
             async for event in self.opened.upstream.events():
                 if isinstance(event, Finish):
                     self._finish = event.reason  # GLM repeats it; the last one wins
                     continue
-                if self._first_token_at is None and isinstance(
-                    event, (TextDelta, ReasoningDelta, ToolCallDelta)
-                ):
-                    self._first_token_at = time.monotonic()
+                if isinstance(event, (TextDelta, ReasoningDelta, ToolCallDelta)):
+                    if self._first_token_at is None:
+                        self._first_token_at = time.monotonic()
+                        obs.first_chunk()
+                    if chunk is not None:
+                        chunk(event)
                 if type(event) is Usage:
                     self._usage = event
                     if self.on_usage is not None:
@@ -229,4 +238,5 @@ class Producer:
             None if record.time_to_first_token is None else f"{record.time_to_first_token:.3f}s",
             record.duration,
         )
+        self.observation.ended(record)
         await report(self.on_complete, record)

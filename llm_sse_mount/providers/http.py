@@ -33,6 +33,7 @@ import httpx
 from ..errors import UpstreamError, UpstreamTimeout
 from ..events import ProviderEvent
 from ..sse_decoder import ServerSentEvent, SSEDecoder
+from .trace_headers import outgoing_headers
 
 #: How much of an error body we read to build a message (the rest is discarded).
 MAX_ERROR_BODY = 64 * 1024
@@ -138,6 +139,9 @@ async def open_event_stream(
     event stream (a JSON body from a server that ignored ``stream: true``, an HTML page from a
     proxy) is an ``upstream_bad_response`` error rather than a silent empty answer.
     """
+    extra = outgoing_headers()  # trace context, when telemetry asks for it
+    if extra:
+        headers = {**headers, **extra}
     request = http.build_request("POST", url, headers=headers, json=body)
     try:
         response = await http.send(request, stream=True)
