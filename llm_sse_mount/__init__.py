@@ -12,6 +12,7 @@ import typing as _typing
 from . import providers
 from .core.access import AuthenticatedUser, Authorize, BearerTokens, Principal, from_dependency
 from .core.limits import Limits, LimitStore, MemoryLimitStore, Rate, RedisLimitStore
+from .core.observe import Observation, StreamObserver, StreamStart
 from .core.records import CompletionRecord
 from .errors import (
     ConfigError,
@@ -51,6 +52,7 @@ from .settings import RequestPolicy, RetryPolicy, Settings, StreamOptions, Timeo
 from .sse_decoder import ServerSentEvent, SSEDecodeError, SSEDecoder
 from .store.base import StreamInfo, StreamStore
 from .store.memory import MemoryStore
+from .telemetry.logs import LogObserver
 
 __all__ = [
     "AISDKEncoder",
@@ -69,15 +71,19 @@ __all__ = [
     "LLMSSEError",
     "LimitStore",
     "Limits",
+    "LogObserver",
     "MemoryLimitStore",
     "MemoryStore",
     "Message",
     "NativeEncoder",
     "NotFound",
+    "Observation",
     "OpenAICompatible",
     "OpenAIEncoder",
+    "OpenTelemetryObserver",
     "PayloadTooLarge",
     "Principal",
+    "PrometheusObserver",
     "Rate",
     "RateLimited",
     "ReasoningDelta",
@@ -95,7 +101,9 @@ __all__ = [
     "StreamEvent",
     "StreamInfo",
     "StreamInterrupted",
+    "StreamObserver",
     "StreamOptions",
+    "StreamStart",
     "StreamStore",
     "TextDelta",
     "TextEncoder",
@@ -112,6 +120,8 @@ __all__ = [
 
 if _typing.TYPE_CHECKING:
     from .store.redis import RedisStore
+    from .telemetry.otel import OpenTelemetryObserver
+    from .telemetry.prometheus import PrometheusObserver
 
 
 def __getattr__(name: str) -> _typing.Any:
@@ -120,4 +130,13 @@ def __getattr__(name: str) -> _typing.Any:
         from .store.redis import RedisStore
 
         return RedisStore
+    # The telemetry observers need the optional ``otel`` / ``prometheus`` extras.
+    if name == "OpenTelemetryObserver":
+        from .telemetry.otel import OpenTelemetryObserver
+
+        return OpenTelemetryObserver
+    if name == "PrometheusObserver":
+        from .telemetry.prometheus import PrometheusObserver
+
+        return PrometheusObserver
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

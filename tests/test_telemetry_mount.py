@@ -51,7 +51,8 @@ def start_mount(serve_app, fake_upstream, sdk) -> Callable[..., str]:
             "models": ["m"],
             "retries": 0,
             "authorize": BearerTokens({TOKEN: "alice"}),
-            "otel": False,  # the host's SDK comes in as an observer of its own providers
+            # The host's SDK, given as providers to its own observer (the default one would
+            # use the global providers, which a test process can set only once).
             "observers": [
                 OpenTelemetryObserver(
                     tracer_provider=sdk.tracer_provider,
@@ -174,14 +175,22 @@ def test_a_good_stream_is_one_span_with_the_conventions_attributes_and_a_metric_
     assert line["stream"] == a["llm_sse.stream"] == log_id(stream_id)
 
 
-def test_an_upstream_500_is_an_error_span_with_our_code(start_mount, fake_upstream, sdk) -> None:
+def test_an_upstream_500_is_an_error_span_with_our_code(
+    start_mount, fake_upstream, sdk, caplog
+) -> None:
     url = start_mount()
     fake_upstream.push(
         [Body(500, b'{"error": {"message": "boom"}}', {"content-type": "application/json"})]
     )
-    response = httpx.post(url + "/chat", json=CHAT, headers=AUTH)
-    assert response.status_code == 502
-    [span] = wait_for(sdk.spans)
+    with caplog.at_level(logging.INFO, "llm_sse_mount.streams"):
+        response = httpx.post(url + "/chat", json=CHAT, headers=AUTH)
+        assert response.status_code == 502
+        [span] = wait_for(sdk.spans)
+    # No incoming trace: the span starts one, and the log line carries its id.
+    lines = [r.getMessage() for r in caplog.records if r.name == "llm_sse_mount.streams"]
+    [line] = [json.loads(text) for text in lines]
+    assert line["trace_id"] == format(span.context.trace_id, "032x")
+    assert line["error_code"] == "upstream_error" and line["frames"] == 0
     assert span.attributes is not None
     assert span.attributes["error.type"] == "upstream_error"
     assert span.status.status_code.name == "ERROR"
@@ -286,3 +295,30 @@ def test_the_environment_switches_prometheus_on(fake_upstream, serve_app) -> Non
     s = wait_for(lambda: (got := scrape(url)) and only(got, "llm_sse_streams_total") and got)
     [(labels, count)] = only(s, "llm_sse_streams_total").items()
     assert dict(labels)["model"] == "m" and count == 1
+
+
+def test_retries_and_a_fallback_are_counted_and_on_the_span(
+    start_mount, fake_upstream, sdk
+) -> None:
+    fallback = OpenAICompatible(
+        base_url=fake_upstream.url + "/v1", api_key=API_KEY, default_model="m"
+    )
+    url = start_mount(retries=1, fallbacks=[fallback])
+    busy = Body(503, b'{"error": {"message": "busy"}}', {"content-type": "application/json"})
+    fake_upstream.push([busy])
+    fake_upstream.push([busy])  # the main provider's retry
+    fake_upstream.push(openai_stream(["ok"]))  # the fallback
+    response, _ = post_chat(url + "/v1/chat/completions", {**CHAT, "stream": True}, AUTH)
+    assert response.status_code == 200
+    [span] = wait_for(sdk.spans)
+    a = dict(span.attributes or {})
+    assert a["llm_sse.upstream.retries"] == 2 and a["llm_sse.upstream.fallbacks"] == 1
+    assert a["llm_sse.protocol"] == "openai"
+    s = scrape(url)
+    assert only(s, "llm_sse_upstream_retries_total") == {(("provider", "openai"),): 2}
+    assert only(s, "llm_sse_upstream_fallbacks_total") == {(("provider", "openai"),): 1}
+    [(labels, count)] = only(s, "llm_sse_streams_total").items()
+    assert dict(labels)["protocol"] == "openai" and count == 1
+    # Every attempt carried the same trace onward.
+    traces = {r.headers["traceparent"].split("-")[1] for r in fake_upstream.requests}
+    assert traces == {format(span.context.trace_id, "032x")}

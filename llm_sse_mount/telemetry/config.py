@@ -57,17 +57,24 @@ def build_telemetry(
     (still nothing per stream until the host configures an SDK); ``True`` requires it.
     ``metrics``: ``True`` or a ``CollectorRegistry`` of the host's serves Prometheus metrics.
     ``log_format``: ``"text"`` or ``"json"`` writes one line per stream end (``None``: off).
-    ``observers``: the host's own, called after these.
+    ``observers``: the host's own, called after these (an ``OpenTelemetryObserver`` among them
+    replaces the default one, and goes first).
     """
-    chosen: list[StreamObserver] = []
-    if otel is None:
-        otel = _otel_available()
-    elif otel and not _otel_available():
+    available = _otel_available()
+    if otel and not available:
         raise ConfigError("otel=True needs opentelemetry-api (pip install 'llm_sse_mount[otel]')")
-    if otel:
+    own = list(observers)
+    tracing: list[StreamObserver] = []
+    if available:
         from .otel import OpenTelemetryObserver
 
-        chosen.append(OpenTelemetryObserver())  # first: the others learn its trace id
+        # Tracing goes first, so the others learn its trace id. The host's own observer (its
+        # options, its providers) replaces the default one.
+        tracing = [o for o in own if isinstance(o, OpenTelemetryObserver)]
+        own = [o for o in own if o not in tracing]
+        if not tracing and (otel is None or otel):
+            tracing = [OpenTelemetryObserver()]
+    chosen: list[StreamObserver] = [*tracing]
     prometheus = None
     if metrics is not False:
         try:
@@ -89,7 +96,7 @@ def build_telemetry(
         from .logs import LogObserver
 
         chosen.append(LogObserver(log_format))
-    chosen.extend(observers)
+    chosen.extend(own)
     return Telemetry(combine(chosen), prometheus)
 
 
