@@ -343,3 +343,11 @@ def test_no_secret_reaches_a_label_even_as_a_model_name() -> None:
     o.opened(SECRET, SECRET)
     o.ended(record(model=SECRET, provider=SECRET, error_code=SECRET))
     assert SECRET not in generate_latest(p.registry).decode()
+
+
+def test_a_ready_prometheus_observer_gets_the_mount_s_bounds() -> None:
+    mine = PrometheusObserver(principal_label=True, principal_salt=b"pepper")
+    built = build_telemetry(otel=False, metrics=mine, models=["m"], providers=["p"], codes={"x"})
+    assert built.prometheus is mine
+    assert mine.models == {"m"} and mine.providers == {"p"} and mine.codes == {"x"}
+    assert mine.code_label("y") == "other"

@@ -42,7 +42,7 @@ def _otel_available() -> bool:
 def build_telemetry(
     *,
     otel: bool | None = None,
-    metrics: bool | CollectorRegistry = False,
+    metrics: bool | CollectorRegistry | PrometheusObserver = False,
     log_format: str | None = None,
     models: Iterable[str] = (),
     providers: Iterable[str] = (),
@@ -55,7 +55,8 @@ def build_telemetry(
 
     ``otel``: ``None`` (default) uses OpenTelemetry when ``opentelemetry-api`` is installed
     (still nothing per stream until the host configures an SDK); ``True`` requires it.
-    ``metrics``: ``True`` or a ``CollectorRegistry`` of the host's serves Prometheus metrics.
+    ``metrics``: ``True``, a ``CollectorRegistry`` of the host's, or a ready
+    ``PrometheusObserver`` (e.g. with ``principal_label=True``) serves Prometheus metrics.
     ``log_format``: ``"text"`` or ``"json"`` writes one line per stream end (``None``: off).
     ``observers``: the host's own, called after these (an ``OpenTelemetryObserver`` among them
     replaces the default one, and goes first).
@@ -83,6 +84,12 @@ def build_telemetry(
             raise ConfigError(
                 "metrics=True needs prometheus_client (pip install 'llm_sse_mount[prometheus]')"
             ) from None
+    if metrics is not False and isinstance(metrics, PrometheusObserver):  # the host's own
+        prometheus = metrics.bounded(
+            models=models, providers=providers, codes=None if codes is None else frozenset(codes)
+        )
+        chosen.append(prometheus)
+    elif metrics is not False:
         prometheus = PrometheusObserver(
             registry=None if metrics is True else metrics,
             models=models,

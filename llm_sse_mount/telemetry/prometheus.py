@@ -134,6 +134,19 @@ class PrometheusObserver:
             registry=r,
         )
 
+    def bounded(
+        self, *, models: Iterable[str], providers: Iterable[str], codes: Collection[str] | None
+    ) -> PrometheusObserver:
+        """Fill in the label bounds this observer was built without (the mount passes its
+        allow-list, providers and catalogue when a host hands it a ready observer)."""
+        if not self.models:
+            self.models = frozenset(models)
+        if not self.providers:
+            self.providers = frozenset(providers)
+        if self.codes is None and codes is not None:
+            self.codes = frozenset(codes)
+        return self
+
     # --- bounded label values ----------------------------------------------------------------
 
     def model_label(self, model: str) -> str:
