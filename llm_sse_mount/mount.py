@@ -158,7 +158,7 @@ class LLMMount:
             on_complete=on_complete,
             observer=self.telemetry.observer,
         )
-        routes = [*route_table(self.context), *_metrics_routes(self.telemetry)]
+        routes = route_table(self.context, _metrics_routes(self.telemetry))
         self.router = Router(routes=routes, default=not_found)
 
     def __repr__(self) -> str:

@@ -278,6 +278,20 @@ def test_metrics_are_off_unless_switched_on(start_mount) -> None:
     assert httpx.get(url + "/metrics").status_code == 404
 
 
+def test_the_metrics_route_answers_a_wrong_method_in_the_mount_s_shape(start_mount) -> None:
+    response = httpx.post(start_mount() + "/metrics")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_openmetrics_is_served_when_the_scraper_asks_for_it(start_mount) -> None:
+    accept = "application/openmetrics-text; version=1.0.0"
+    response = httpx.get(start_mount() + "/metrics", headers={"accept": accept})
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    assert response.text.rstrip().endswith("# EOF")
+
+
 def test_the_environment_switches_prometheus_on(fake_upstream, serve_app) -> None:
     mount = LLMMount.from_env(
         {
