@@ -59,7 +59,8 @@ class StreamStart:
 
     ``headers`` are the incoming request's headers with lower-case names (telemetry reads
     ``traceparent``/``tracestate`` from them, nothing else). ``protocol`` names the client
-    protocol (``"native"``, ``"text"``, ``"openai"``, ``"anthropic"``, ``"ai_sdk"``, ...);
+    protocol (``"native"``, ``"text"``, ``"openai"``, ``"ai-sdk"``, ...; ``"other"`` when a
+    protocol names none);
     ``provider`` the mount's first provider (the one tried first; ``opened`` says which served).
     ``trace_id`` is filled in by :func:`combine` once an earlier observer (OpenTelemetry)
     has one, so later observers (logs) can print it.
