@@ -351,3 +351,19 @@ def test_a_ready_prometheus_observer_gets_the_mount_s_bounds() -> None:
     assert built.prometheus is mine
     assert mine.models == {"m"} and mine.providers == {"p"} and mine.codes == {"x"}
     assert mine.code_label("y") == "other"
+
+
+def test_the_package_loads_no_optional_telemetry_dependency_until_asked() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, llm_sse_mount\n"
+        "llm_sse_mount.LLMMount(otel=False)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'opentelemetry', 'prometheus_client'}))\n"
+        "llm_sse_mount.LLMMount(metrics=True)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'opentelemetry', 'prometheus_client'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["[]", "['opentelemetry', 'prometheus_client']"]

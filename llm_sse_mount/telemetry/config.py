@@ -6,6 +6,7 @@ The optional dependencies are imported here only when an option asks for them.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -61,20 +62,25 @@ def build_telemetry(
     ``observers``: the host's own, called after these (an ``OpenTelemetryObserver`` among them
     replaces the default one, and goes first).
     """
-    available = _otel_available()
-    if otel and not available:
-        raise ConfigError("otel=True needs opentelemetry-api (pip install 'llm_sse_mount[otel]')")
-    own = list(observers)
-    tracing: list[StreamObserver] = []
-    if available:
+    if otel is not False and not _otel_available():
+        if otel:
+            raise ConfigError(
+                "otel=True needs opentelemetry-api (pip install 'llm_sse_mount[otel]')"
+            )
+        otel = False
+    # Tracing goes first, so the others learn its trace id. The host's own observer (its
+    # options, its providers) replaces the default one. A host that built one has imported
+    # the module; otherwise it stays unimported unless OpenTelemetry is wanted.
+    otel_module = sys.modules.get(f"{__package__}.otel")
+    given = [
+        o for o in observers if otel_module and isinstance(o, otel_module.OpenTelemetryObserver)
+    ]
+    own = [o for o in observers if o not in given]
+    tracing: list[StreamObserver] = list(given)
+    if otel is not False and not tracing:
         from .otel import OpenTelemetryObserver
 
-        # Tracing goes first, so the others learn its trace id. The host's own observer (its
-        # options, its providers) replaces the default one.
-        tracing = [o for o in own if isinstance(o, OpenTelemetryObserver)]
-        own = [o for o in own if o not in tracing]
-        if not tracing and (otel is None or otel):
-            tracing = [OpenTelemetryObserver()]
+        tracing = [OpenTelemetryObserver()]
     chosen: list[StreamObserver] = [*tracing]
     prometheus = None
     if metrics is not False:
