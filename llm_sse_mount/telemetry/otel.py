@@ -197,7 +197,6 @@ class _Stream:
 
     __slots__ = (
         "_attrs",
-        "_first_at",
         "_inst",
         "_last_chunk",
         "_open",
@@ -219,7 +218,6 @@ class _Stream:
             "gen_ai.provider.name": info.provider,
             "gen_ai.request.model": info.request.model,
         }
-        self._first_at: float | None = None
         self._last_chunk: float | None = None
         self._open = False
         self._output: list[str] | None = [] if self.capture else None
@@ -273,8 +271,7 @@ class _Stream:
             self._inst.open.add(1, self._attrs)
 
     def first_chunk(self) -> None:
-        self._first_at = time.perf_counter()
-        ttfc = self._first_at - self._started
+        ttfc = time.perf_counter() - self._started
         if self._span is not None:
             self._span.set_attribute("gen_ai.response.time_to_first_chunk", ttfc)
         if self._inst is not None:
