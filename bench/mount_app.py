@@ -38,7 +38,32 @@ def create_app() -> Any:
             timeout=httpx.Timeout(10.0, read=None),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=int(keepalive)),
         )
-    return LLMMount(provider=provider, model="bench-model", ping_interval=15, http_client=client)
+    return LLMMount(
+        provider=provider,
+        model="bench-model",
+        ping_interval=15,
+        http_client=client,
+        **_telemetry(os.environ.get("BENCH_MOUNT_TELEMETRY", "off")),
+    )
+
+
+def _telemetry(mode: str) -> dict[str, Any]:
+    """``BENCH_MOUNT_TELEMETRY=on``: OpenTelemetry (an SDK exporting nowhere), Prometheus and
+    the JSON log line (written to /dev/null), to measure what telemetry costs a relay; ``off``
+    (default): none of it."""
+    if mode == "off":
+        return {"otel": False}
+    if mode != "on":
+        raise MountUnavailable(f"BENCH_MOUNT_TELEMETRY must be on or off, not {mode!r}")
+    import logging
+
+    from .telemetry_cost import _otel
+
+    logger = logging.getLogger("llm_sse_mount.streams")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(logging.StreamHandler(open(os.devnull, "w")))  # noqa: SIM115
+    return {"observers": [_otel()], "metrics": True, "log_format": "json"}
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import typing as _typing
 from . import providers
 from .core.access import AuthenticatedUser, Authorize, BearerTokens, Principal, from_dependency
 from .core.limits import Limits, LimitStore, MemoryLimitStore, Rate, RedisLimitStore
+from .core.observe import Observation, StreamObserver, StreamStart
 from .core.records import CompletionRecord
 from .errors import (
     BodyTimeout,
@@ -60,6 +61,7 @@ from .settings import RequestPolicy, RetryPolicy, Settings, StreamOptions, Timeo
 from .sse_decoder import ServerSentEvent, SSEDecodeError, SSEDecoder
 from .store.base import StreamInfo, StreamStore
 from .store.memory import MemoryStore
+from .telemetry.logs import LogObserver
 
 __all__ = [
     "AISDKEncoder",
@@ -83,16 +85,20 @@ __all__ = [
     "LLMSSEError",
     "LimitStore",
     "Limits",
+    "LogObserver",
     "MemoryLimitStore",
     "MemoryStore",
     "Message",
     "NativeEncoder",
     "NotFound",
+    "Observation",
     "OpenAICompatible",
     "OpenAIEncoder",
     "OpenAIResponses",
+    "OpenTelemetryObserver",
     "PayloadTooLarge",
     "Principal",
+    "PrometheusObserver",
     "Rate",
     "RateLimited",
     "Reasoning",
@@ -113,7 +119,9 @@ __all__ = [
     "StreamEvent",
     "StreamInfo",
     "StreamInterrupted",
+    "StreamObserver",
     "StreamOptions",
+    "StreamStart",
     "StreamStore",
     "TextDelta",
     "TextEncoder",
@@ -133,6 +141,8 @@ __all__ = [
 
 if _typing.TYPE_CHECKING:
     from .store.redis import RedisStore
+    from .telemetry.otel import OpenTelemetryObserver
+    from .telemetry.prometheus import PrometheusObserver
 
 
 def __getattr__(name: str) -> _typing.Any:
@@ -141,4 +151,13 @@ def __getattr__(name: str) -> _typing.Any:
         from .store.redis import RedisStore
 
         return RedisStore
+    # The telemetry observers need the optional ``otel`` / ``prometheus`` extras.
+    if name == "OpenTelemetryObserver":
+        from .telemetry.otel import OpenTelemetryObserver
+
+        return OpenTelemetryObserver
+    if name == "PrometheusObserver":
+        from .telemetry.prometheus import PrometheusObserver
+
+        return PrometheusObserver
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

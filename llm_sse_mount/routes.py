@@ -116,7 +116,8 @@ def _own_routes(ctx: StreamContext) -> list[BaseRoute]:
     ]
 
 
-def route_table(ctx: StreamContext) -> list[BaseRoute]:
-    """Every route of a mount, for its ``Router`` (with :func:`not_found` as its default)."""
+def route_table(ctx: StreamContext, extra: Sequence[BaseRoute] = ()) -> list[BaseRoute]:
+    """Every route of a mount, for its ``Router`` (with :func:`not_found` as its default);
+    ``extra``: the assembly's own (``GET /metrics`` when metrics are on)."""
     routes = [r for protocol in PROTOCOLS for r in protocol.routes(ctx)]
-    return _merged([*routes, *_own_routes(ctx)])
+    return _merged([*routes, *_own_routes(ctx), *extra])

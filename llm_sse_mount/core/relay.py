@@ -36,6 +36,9 @@ class Opened:
     upstream: UpstreamStream
     provider: Provider
     model: str
+    #: Failed attempts before this one (over every provider tried), and providers skipped.
+    retries: int = 0
+    fallbacks: int = 0
 
 
 def retry_delay(policy: RetryPolicy, attempt: int, retry_after: float | None) -> float:
@@ -80,6 +83,7 @@ class Relay:
         """Open the first provider that answers, retrying retryable failures with backoff.
         Raises the last error when every attempt failed (the route turns it into HTTP)."""
         last: LLMSSEError | None = None
+        failed = 0
         total = self.timeouts.total_timeout
         deadline = None if total is None else time.monotonic() + total
         for index, provider in enumerate(self.providers):
@@ -93,7 +97,7 @@ class Relay:
                 try:
                     with anyio.fail_after(self.timeouts.first_token_timeout):
                         upstream = await provider.open(req, http)
-                    return Opened(upstream, provider, req.model)
+                    return Opened(upstream, provider, req.model, failed, index)
                 except TimeoutError:
                     last = UpstreamTimeout("the upstream did not answer in time")
                 except LLMSSEError as exc:
@@ -105,6 +109,7 @@ class Relay:
                         f"the relay failed opening the upstream ({type(exc).__name__})",
                         code="internal_error",
                     )
+                failed += 1
                 logger.warning(
                     "upstream %s attempt %d failed: %s (%s)",
                     provider.name,

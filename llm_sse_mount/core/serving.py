@@ -34,12 +34,14 @@ from starlette.types import Message, Receive, Scope, Send
 from ..errors import LLMSSEError, NotFound, RateLimited
 from ..events import Done, Start
 from ..providers.capabilities import require_capabilities
+from ..providers.trace_headers import sending_headers
 from ..redaction import log_id
 from ..request import ChatRequest
 from ..store.base import StreamInfo
 from .access import Admission, Principal
 from .context import StreamContext
 from .delivery import Reply
+from .observe import NOOP_OBSERVATION, Observation, StreamStart
 from .producer import Outcome, Producer
 from .records import CompletionRecord, report
 from .relay import Opened
@@ -68,6 +70,18 @@ STREAM_HEADERS = {
 def new_stream_id() -> str:
     # URL-safe and colon-free, so "<stream_id>:<seq>" splits unambiguously.
     return secrets.token_urlsafe(12)
+
+
+#: Incoming headers telemetry may read (W3C trace context); no other header leaves the request.
+_TRACE_HEADERS = frozenset((b"traceparent", b"tracestate", b"baggage"))
+
+
+def _trace_headers(scope: Scope) -> dict[str, str]:
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope.get("headers", ())
+        if name in _TRACE_HEADERS  # ASGI header names are lower-case
+    }
 
 
 async def _frames(
@@ -182,19 +196,26 @@ class NewStream(Response):
         self.reply = reply
         self.status_code = 200
         self.background = None
+        self.observation: Observation = NOOP_OBSERVATION
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Admission (authorize, model, limits) before the upstream opens; it (a concurrency
         # slot) is held until the stream is over.
         started = time.monotonic()
+        ctx = self.ctx
+        info = StreamStart(self.chat, self.reply.protocol, ctx.provider.name, _trace_headers(scope))
+        self.observation = obs = ctx.observer.start(info)
         try:
             # What the upstream cannot honour (images, a JSON schema) is refused before
             # anything is spent: never a silently unstructured answer.
-            require_capabilities(self.ctx.provider, self.chat)
-            admission = await self.ctx.access.admit(scope, receive, self.chat)
+            require_capabilities(ctx.provider, self.chat)
+            admission = await ctx.access.admit(scope, receive, self.chat)
         except LLMSSEError as exc:
+            obs.refused(exc)
             await self.reply.error_response(exc)(scope, receive, send)
             return
+        principal = admission.principal
+        obs.admitted(None if principal.anonymous else principal.id)
         await admission.run(lambda: self._admitted(admission, started, scope, receive, send))
 
     async def _admitted(
@@ -216,7 +237,9 @@ class NewStream(Response):
             await self._run(admission, stream_id, opened, started, scope, receive, send)
 
     async def _open(self, client: httpx.AsyncClient) -> Opened:
-        return await self.ctx.relay.open(self.chat, client)
+        # The upstream request carries the trace context telemetry asks for.
+        with sending_headers(self.observation.upstream_headers):
+            return await self.ctx.relay.open(self.chat, client)
 
     async def _report_unopened(
         self, stream_id: str, started: float, provider: str, error: str | None
@@ -235,6 +258,7 @@ class NewStream(Response):
             client_disconnected=error is None,
             frames=0,
         )
+        self.observation.ended(record)
         await report(self.ctx.on_complete, record)
 
     async def _run(
@@ -264,6 +288,9 @@ class NewStream(Response):
             opened.model,
             admission.principal.id,
         )
+        self.observation.opened(
+            opened.provider.name, opened.model, retries=opened.retries, fallbacks=opened.fallbacks
+        )
         producer = Producer(
             stream_id=stream_id,
             opened=opened,
@@ -275,6 +302,7 @@ class NewStream(Response):
             secrets=ctx.relay.secrets(),
             on_usage=admission.on_usage,
             prompt_tokens=admission.prompt_tokens,
+            observation=self.observation,
         )
         # The lease tells readers on other workers the producer lives; it outlasts the task
         # group, so the producer's closing frames are written under it. A stop (from any

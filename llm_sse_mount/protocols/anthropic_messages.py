@@ -39,8 +39,8 @@ from .http import read_json_body
 __all__ = ["ANTHROPIC_MESSAGES"]
 
 #: The streamed and the collected reply of this protocol.
-_STREAMED = Reply(anthropic_error_response, encoder=AnthropicEncoder)
-_COLLECTED = Reply(anthropic_error_response, collector=MessageBuilder)
+_STREAMED = Reply(anthropic_error_response, encoder=AnthropicEncoder, protocol="anthropic")
+_COLLECTED = Reply(anthropic_error_response, collector=MessageBuilder, protocol="anthropic")
 
 
 def _apply_token_policy(policy: RequestPolicy, fields: dict[str, Any]) -> None:

@@ -63,7 +63,7 @@ def _reply(request: Request) -> Reply:
             code="unknown_format",
             param="format",
         )
-    return Reply(error_response, encoder=CHAT_FORMATS[name], retry_ms=RECONNECT_MS)
+    return Reply(error_response, encoder=CHAT_FORMATS[name], retry_ms=RECONNECT_MS, protocol=name)
 
 
 def _parse_after(raw: str, source: str) -> tuple[str, int]:

@@ -155,10 +155,12 @@ def _routes(ctx: StreamContext) -> list[BaseRoute]:
             return openai_error_response(exc)
         if stream:
             reply = Reply(
-                openai_error_response, encoder=openai_encoder(include_usage=include_usage)
+                openai_error_response,
+                encoder=openai_encoder(include_usage=include_usage),
+                protocol="openai",
             )
         else:
-            reply = Reply(openai_error_response, collector=CompletionBuilder)
+            reply = Reply(openai_error_response, collector=CompletionBuilder, protocol="openai")
         return NewStream(ctx, chat, reply)
 
     # GET /v1/models: protocols/v1_models.py (in both vendors' shapes).

@@ -349,12 +349,12 @@ def _reply(echo: Mapping[str, Any], stream: bool) -> Reply:
         def encoder(stream_id: str, model: str) -> Encoder:
             return ResponsesEncoder(stream_id, model, echo)
 
-        return Reply(openai_error_response, encoder=encoder)
+        return Reply(openai_error_response, encoder=encoder, protocol="responses")
 
     def collector(stream_id: str, model: str) -> Collector:
         return ResponseCollector(stream_id, model, echo)
 
-    return Reply(openai_error_response, collector=collector)
+    return Reply(openai_error_response, collector=collector, protocol="responses")
 
 
 def _routes(ctx: StreamContext) -> list[BaseRoute]:

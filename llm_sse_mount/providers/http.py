@@ -35,6 +35,7 @@ from ..errors import UpstreamError, UpstreamTimeout
 from ..events import ProviderEvent
 from ..redaction import redact
 from ..sse_decoder import ServerSentEvent, SSEDecoder
+from .trace_headers import outgoing_headers
 
 #: How much of an error body we read to build a message (the rest is discarded).
 MAX_ERROR_BODY = 64 * 1024
@@ -161,6 +162,9 @@ async def open_event_stream(
     ``on_error_body(status, redacted_body, retry_after)`` lets a vendor read its own error
     shape first (``None`` falls back to the generic mapping above).
     """
+    extra = outgoing_headers()  # trace context, when telemetry asks for it
+    if extra:
+        headers = {**headers, **extra}
     request = http.build_request("POST", url, headers=headers, json=body)
     try:
         response = await http.send(request, stream=True)
