@@ -182,8 +182,12 @@ def codes_at_raise_sites() -> set[str]:
                 )
                 func = node.func
                 name = getattr(func, "id", None) or getattr(func, "attr", "")
-                if name.endswith("Error") or name.startswith("_fail"):
-                    codes.update(v for a in node.args if (v := literal(a)) and CODE.match(v))
+                # The code is the first argument of an Error frame and of request.invalid();
+                # later arguments are messages and field paths.
+                if (name.endswith("Error") or name in ("_fail", "invalid")) and node.args:
+                    first = literal(node.args[0])
+                    if first and CODE.match(first):
+                        codes.add(first)
             elif isinstance(node, ast.ClassDef):
                 for stmt in node.body:
                     if (

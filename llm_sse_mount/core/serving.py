@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,17 +26,15 @@ from typing import cast
 import anyio
 import httpx
 from sse_starlette.sse import EventSourceResponse, SendTimeoutError
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from ..errors import LLMSSEError, NotFound, RateLimited
+from ..errors import LLMSSEError
 from ..events import Done, Start
 from ..providers.capabilities import require_capabilities
 from ..providers.trace_headers import sending_headers
 from ..redaction import log_id
 from ..request import ChatRequest
-from ..store.base import StreamInfo
 from .access import Admission, Principal
 from .context import StreamContext
 from .delivery import Reply
@@ -54,8 +51,6 @@ __all__ = [
     "ResumedStream",
     "new_stream_id",
     "owner_of",
-    "resume",
-    "stop",
 ]
 
 logger = logging.getLogger("llm_sse_mount")
@@ -65,6 +60,15 @@ STREAM_HEADERS = {
     "Cache-Control": "no-cache, no-store, no-transform",
     "X-Accel-Buffering": "no",
 }
+
+
+def owner_of(principal: Principal) -> str | None:
+    """What a stream records as its owner: a digest of the principal's id (stores never hold
+    the id itself). ``None`` for an anonymous caller: on an open mount (no ``authorize``) the
+    stream id alone is the capability to read or stop the stream."""
+    if principal.anonymous:
+        return None
+    return hashlib.sha256(b"llm_sse_mount owner\0" + principal.id.encode()).hexdigest()[:32]
 
 
 def new_stream_id() -> str:
@@ -355,54 +359,3 @@ class ResumedStream(Response):
                 await _send_events(ctx, body, self.reply, scope, receive, send)
         except LLMSSEError as exc:  # expired since the route looked (memory store)
             await self.reply.error_response(exc)(scope, receive, send)
-
-
-#: What our stream ids look like (``secrets.token_urlsafe``); nothing else can exist.
-_STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def owner_of(principal: Principal) -> str | None:
-    """What a stream records as its owner: a digest of the principal's id (stores never hold
-    the id itself). ``None`` for an anonymous caller: on an open mount (no ``authorize``) the
-    stream id alone is the capability to read or stop the stream."""
-    if principal.anonymous:
-        return None
-    return hashlib.sha256(b"llm_sse_mount owner\0" + principal.id.encode()).hexdigest()[:32]
-
-
-async def _owned(ctx: StreamContext, request: Request, stream_id: str) -> StreamInfo:
-    """The stream, if it exists and the caller owns it; to anyone else it does not exist."""
-    principal = await ctx.access.principal(request)
-    # Ids are ours (token_urlsafe): anything else cannot exist, and must not reach a store
-    # key built from it.
-    valid = _STREAM_ID.fullmatch(stream_id) is not None
-    info = await ctx.store.info(stream_id) if valid else None
-    if info is None or (info.owner is not None and info.owner != owner_of(principal)):
-        raise NotFound("no such stream, or it has expired", code="stream_not_found")
-    return info
-
-
-async def resume(
-    ctx: StreamContext, request: Request, stream_id: str, after: int, reply: Reply
-) -> Response:
-    """Frames of ``stream_id`` after ``after``, for its owner: 404 for anyone else and for an
-    unknown or expired stream, 204 when the client already has the ``done`` frame (an
-    ``EventSource`` stops reconnecting on 204; without it, it would reconnect forever after a
-    finished answer), 429 when the stream has ``max_readers`` readers already."""
-    info = await _owned(ctx, request, stream_id)
-    if info.done and after >= info.last_seq:
-        return Response(status_code=204, headers={"Cache-Control": "no-store"})
-    limit = ctx.settings.streams.max_readers
-    if info.readers >= limit:
-        raise RateLimited(
-            f"this stream has {limit} readers already", code="too_many_readers", retry_after=1
-        )
-    return ResumedStream(ctx, stream_id, max(after, -1), reply)
-
-
-async def stop(ctx: StreamContext, request: Request, stream_id: str) -> Response:
-    """End the owner's stream now: ``done{cancelled}`` for every reader, the upstream closed,
-    on whichever worker produces it. 204 whether it was running or had ended already."""
-    await _owned(ctx, request, stream_id)
-    await ctx.store.stop(stream_id)
-    return Response(status_code=204, headers={"Cache-Control": "no-store"})
