@@ -13,7 +13,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from llm_sse_mount import LLMMount
+from llm_sse_mount import LLMMount, mask_access_tokens
 
 __all__ = ["PAGE_HEADERS", "STATIC_DIR", "create_app", "page"]
 
@@ -45,6 +45,8 @@ def create_app(mount: LLMMount | None = None) -> Starlette:
     """The host app. Without ``mount``, the mount is configured from ``LLM_SSE_*`` variables:
     the embedded provider by default, a real one with ``LLM_SSE_PROVIDER``."""
     llm = mount if mount is not None else LLMMount.from_env()
+    # EventSource sends its token as ?access_token=: keep it out of uvicorn's access log.
+    mask_access_tokens()
     app = Starlette(
         routes=[
             Route("/", index),

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from llm_sse_mount import LLMMount
+from llm_sse_mount import LLMMount, mask_access_tokens
 
 from .app import STATIC_DIR, page
 
@@ -20,6 +20,8 @@ __all__ = ["app", "create_app"]
 
 def create_app(mount: LLMMount | None = None) -> FastAPI:
     llm = mount if mount is not None else LLMMount.from_env()
+    # EventSource sends its token as ?access_token=: keep it out of uvicorn's access log.
+    mask_access_tokens()
     api = FastAPI(title="llm_sse_mount example", lifespan=llm.lifespan)
 
     @api.get("/", include_in_schema=False)

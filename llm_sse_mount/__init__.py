@@ -14,6 +14,7 @@ from .core.access import AuthenticatedUser, Authorize, BearerTokens, Principal, 
 from .core.limits import Limits, LimitStore, MemoryLimitStore, Rate, RedisLimitStore
 from .core.records import CompletionRecord
 from .errors import (
+    BodyTimeout,
     ConfigError,
     Forbidden,
     LLMSSEError,
@@ -23,6 +24,7 @@ from .errors import (
     RequestError,
     StreamInterrupted,
     Unauthorized,
+    UnsupportedMediaType,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -37,6 +39,7 @@ from .events import (
     ToolCallDelta,
     Usage,
 )
+from .log_filters import AccessTokenFilter, mask_access_tokens
 from .mount import LLMMount
 from .protocols.aisdk import AISDKEncoder
 from .protocols.native import NativeEncoder
@@ -45,7 +48,9 @@ from .protocols.responses import ResponsesEncoder
 from .protocols.text import TextEncoder
 from .providers.anthropic import Anthropic
 from .providers.capabilities import Capabilities
+from .providers.gemini import Gemini
 from .providers.openai import OpenAICompatible
+from .providers.openai_responses import OpenAIResponses
 from .providers.scripted import Scripted
 from .providers.zhipu import Zhipu
 from .request import ChatRequest, ImagePart, Message, Reasoning, ResponseFormat, TextPart
@@ -56,10 +61,12 @@ from .store.memory import MemoryStore
 
 __all__ = [
     "AISDKEncoder",
+    "AccessTokenFilter",
     "Anthropic",
     "AuthenticatedUser",
     "Authorize",
     "BearerTokens",
+    "BodyTimeout",
     "Capabilities",
     "ChatRequest",
     "CompletionRecord",
@@ -68,6 +75,7 @@ __all__ = [
     "Error",
     "Finish",
     "Forbidden",
+    "Gemini",
     "ImagePart",
     "LLMMount",
     "LLMSSEError",
@@ -80,6 +88,7 @@ __all__ = [
     "NotFound",
     "OpenAICompatible",
     "OpenAIEncoder",
+    "OpenAIResponses",
     "PayloadTooLarge",
     "Principal",
     "Rate",
@@ -110,11 +119,13 @@ __all__ = [
     "Timeouts",
     "ToolCallDelta",
     "Unauthorized",
+    "UnsupportedMediaType",
     "UpstreamError",
     "UpstreamTimeout",
     "Usage",
     "Zhipu",
     "from_dependency",
+    "mask_access_tokens",
     "providers",
 ]
 

@@ -6,8 +6,10 @@
     ├── ConfigError              bad configuration, raised at construction (never reaches a client)
     ├── RequestError             4xx  the client's request is wrong, or not allowed
     │   ├── PayloadTooLarge      413  body_too_large
+    │   ├── BodyTimeout          408  body_timeout (the body did not arrive within body_timeout)
+    │   ├── UnsupportedMediaType 415  unsupported_media_type (a body that is not JSON)
     │   ├── Unauthorized         401  unauthorized
-    │   ├── Forbidden            403  forbidden, model_forbidden, access_denied
+    │   ├── Forbidden            403  forbidden, model_forbidden, access_denied, origin_forbidden
     │   ├── NotFound             404  not_found, stream_not_found
     │   └── RateLimited          429  rate_limited (carries retry_after)
     ├── UpstreamError            the upstream failed (502 unless its code says otherwise)
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "CATALOGUE",
+    "BodyTimeout",
     "ConfigError",
     "ErrorKind",
     "Forbidden",
@@ -38,6 +41,7 @@ __all__ = [
     "RequestError",
     "StreamInterrupted",
     "Unauthorized",
+    "UnsupportedMediaType",
     "UpstreamError",
     "UpstreamTimeout",
     "error_kind",
@@ -104,6 +108,19 @@ class RequestError(LLMSSEError):
 
 class PayloadTooLarge(RequestError):
     code = "body_too_large"
+
+
+class BodyTimeout(RequestError):
+    """The request body did not arrive in time; the connection is closed after the answer."""
+
+    code = "body_timeout"
+
+
+class UnsupportedMediaType(RequestError):
+    """A body whose ``Content-Type`` is not JSON (refusing it stops cross-site "simple"
+    requests: a browser sends ``text/plain`` or a form without asking the server first)."""
+
+    code = "unsupported_media_type"
 
 
 class Unauthorized(RequestError):
@@ -212,12 +229,21 @@ _TABLE: dict[str, tuple[int, bool, type[LLMSSEError], str]] = {
     "invalid_last_event_id": (400, False, _R, "``Last-Event-ID`` / ``after`` is malformed"),
     "client_disconnected": (400, False, _R, "the client left while sending its body"),
     "body_too_large": (413, False, PayloadTooLarge, "the body is larger than ``max_body_bytes``"),
+    "body_timeout": (408, False, BodyTimeout, "the body did not arrive within ``body_timeout``"),
+    "unsupported_media_type": (
+        415,
+        False,
+        UnsupportedMediaType,
+        "the body is not declared ``application/json``",
+    ),
     # access
     "unauthorized": (401, False, Unauthorized, "no valid credentials"),
     "forbidden": (403, False, Forbidden, "the credentials do not allow this"),
     "model_forbidden": (403, False, Forbidden, "this principal may not use the model"),
     "access_denied": (403, False, Forbidden, "the host's access check refused the request"),
+    "origin_forbidden": (403, False, Forbidden, "the ``Origin`` is not in ``allowed_origins``"),
     "rate_limited": (429, True, RateLimited, "a limit of the principal is spent; see Retry-After"),
+    "too_many_readers": (429, True, RateLimited, "the stream has ``max_readers`` readers"),
     "access_check_failed": (500, False, LLMSSEError, "the host's authorize hook failed"),
     "limits_unavailable": (503, True, _S, "the limits store cannot be reached"),
     # routes and streams

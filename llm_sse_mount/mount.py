@@ -22,6 +22,7 @@ from .core.limits import Limiter, Limits, LimitStore
 from .core.records import OnComplete
 from .core.relay import Relay
 from .core.shutdown import ShutdownSignal
+from .edge import EdgeGuard
 from .providers.base import Provider
 from .redaction import install_redactor
 from .routes import not_found, route_table
@@ -51,7 +52,8 @@ class LLMMount:
 
     Every setting is a keyword argument named as in :class:`~.settings.Settings`' groups, with
     the defaults stated there (durations in seconds; ``None`` switches a timeout off):
-    :class:`~.settings.RequestPolicy` (model, allow-list, caps),
+    :class:`~.settings.RequestPolicy` (model, allow-list, caps, the body deadline and the
+    browser origins allowed: see :mod:`.edge`),
     :class:`~.settings.Timeouts`, :class:`~.settings.RetryPolicy`,
     :class:`~.settings.StreamOptions` (pings, send timeout, grace periods, retention).
 
@@ -81,6 +83,8 @@ class LLMMount:
         max_body_bytes: int = _R.max_body_bytes,
         max_messages: int = _R.max_messages,
         max_chars: int = _R.max_chars,
+        body_timeout: float | None = _R.body_timeout,
+        allowed_origins: Iterable[str] | None = _R.allowed_origins,
         max_images: int = _R.max_images,
         max_image_bytes: int = _R.max_image_bytes,
         ping_interval: float = _S.ping_interval,
@@ -93,6 +97,8 @@ class LLMMount:
         shutdown_grace: float = _S.shutdown_grace,
         resume_grace: float = _S.resume_grace,
         retention: float = _S.retention,
+        max_readers: int = _S.max_readers,
+        max_response_time: float | None = _S.max_response_time,
         fallbacks: Sequence[Provider] = (),
         store: StreamStore | None = None,
         http_client: httpx.AsyncClient | None = None,
@@ -115,6 +121,8 @@ class LLMMount:
             max_body_bytes=max_body_bytes,
             max_messages=max_messages,
             max_chars=max_chars,
+            body_timeout=body_timeout,
+            allowed_origins=None if allowed_origins is None else frozenset(allowed_origins),
             max_images=max_images,
             max_image_bytes=max_image_bytes,
             ping_interval=ping_interval,
@@ -127,6 +135,8 @@ class LLMMount:
             shutdown_grace=shutdown_grace,
             resume_grace=resume_grace,
             retention=retention,
+            max_readers=max_readers,
+            max_response_time=max_response_time,
         )
         s = self.settings
         self.store: StreamStore = store if store is not None else MemoryStore(retention=retention)
@@ -149,6 +159,12 @@ class LLMMount:
             on_complete=on_complete,
         )
         self.router = Router(routes=route_table(self.context), default=not_found)
+        # Before any route: the Origin check and the body deadline (see edge.py).
+        self._edge = EdgeGuard(
+            self.router,
+            body_timeout=s.requests.body_timeout,
+            allowed_origins=s.requests.allowed_origins,
+        )
 
     def __repr__(self) -> str:
         return f"LLMMount(provider={self.provider!r}, model={self.settings.requests.model!r})"
@@ -214,7 +230,7 @@ class LLMMount:
         if scope["type"] == "lifespan":
             await self._asgi_lifespan(receive, send)
             return
-        await self.router(scope, receive, send)
+        await self._edge(scope, receive, send)
 
     async def _asgi_lifespan(self, receive: Receive, send: Send) -> None:
         # Served as the top-level app (or by a host that forwards lifespan): pin the client.

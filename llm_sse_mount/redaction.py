@@ -12,12 +12,13 @@ stops being consulted.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import weakref
 from collections.abc import Iterable
 from typing import Protocol
 
-__all__ = ["SecretRedactor", "install_redactor", "redact"]
+__all__ = ["SecretRedactor", "install_redactor", "log_id", "redact"]
 
 LOGGER_NAMES = (
     "llm_sse_mount",
@@ -32,6 +33,12 @@ MASK = "***"
 
 class HasSecrets(Protocol):
     def secrets(self) -> tuple[str, ...]: ...
+
+
+def log_id(stream_id: str) -> str:
+    """What logs call a stream: on an open mount the stream id is the capability to read it,
+    so logs carry a digest that joins log lines without granting anything."""
+    return "s-" + hashlib.sha256(stream_id.encode()).hexdigest()[:12]
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

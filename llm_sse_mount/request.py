@@ -8,6 +8,7 @@ stable code, never a 500.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,11 +85,32 @@ class ChatRequest:
 
     @property
     def total_chars(self) -> int:
-        return sum(len(m.content) for m in self.messages)
+        """Characters the upstream reads as prompt: message text, earlier tool calls, and the
+        tool definitions (names, descriptions, parameter schemas) and tool choice, which are
+        prompt too (``max_chars`` and the token estimate are both based on this)."""
+        total = 0
+        for m in self.messages:
+            total += len(m.content)
+            for call in m.tool_calls:
+                total += len(call.name) + len(call.arguments)
+        for tool in self.tools:
+            total += len(tool.name) + len(tool.description or "")
+            if tool.parameters is not None:
+                total += _json_chars(tool.parameters)
+        if isinstance(self.tool_choice, Mapping):
+            total += _json_chars(self.tool_choice)
+        if self.response_format is not None and self.response_format.schema:
+            total += _json_chars(self.response_format.schema)  # the schema is prompt too
+        return total
 
     @property
     def images(self) -> tuple[ImagePart, ...]:
         return tuple(image for m in self.messages for image in m.images)
+
+
+def _json_chars(value: Any) -> int:
+    # Compact JSON, as a provider sends it; depth is bounded at parse time (edge.too_deep).
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
 
 
 # --- parsing helpers -------------------------------------------------------------------------

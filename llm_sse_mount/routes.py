@@ -25,14 +25,15 @@ from .protocols.openai_chat import openai_error_response
 from .protocols.openai_routes import OPENAI_CHAT
 from .protocols.responses import OPENAI_RESPONSES
 
-__all__ = ["PROTOCOLS", "not_found", "route_table"]
+__all__ = ["PROTOCOLS", "error_shape", "not_found", "route_table"]
 
 #: The client protocols every mount serves.
 PROTOCOLS: tuple[ClientProtocol, ...] = (NATIVE, OPENAI_CHAT, OPENAI_RESPONSES, AI_SDK)
 
 
-def _error_shape(scope: Scope) -> ErrorResponder:
-    # Clients under /v1/ are SDKs that read OpenAI's error shape.
+def error_shape(scope: Scope) -> ErrorResponder:
+    """The error shape of the request's path: OpenAI's under ``/v1/`` (SDKs read it), else
+    the native one."""
     path = scope.get("path", "")
     root = scope.get("root_path", "")
     if path.startswith(root):
@@ -43,7 +44,7 @@ def _error_shape(scope: Scope) -> ErrorResponder:
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     """The router's default: a JSON 404 in the path's error shape."""
     error = NotFound(f"no route {scope.get('path', '')!r} here", code="not_found")
-    await _error_shape(scope)(error)(scope, receive, send)
+    await error_shape(scope)(error)(scope, receive, send)
 
 
 class _Methods(Route):
@@ -60,7 +61,7 @@ class _Methods(Route):
             await route.handle(scope, receive, send)
             return
         error = RequestError(f"{scope['method']} is not allowed here", code="method_not_allowed")
-        response = _error_shape(scope)(error)
+        response = error_shape(scope)(error)
         response.headers["Allow"] = ", ".join(sorted(self._by_method))
         await response(scope, receive, send)
 

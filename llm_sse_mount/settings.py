@@ -9,7 +9,7 @@ and the stores read the groups they need; nothing else holds a copy.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -25,8 +25,10 @@ __all__ = [
     "StreamOptions",
     "Timeouts",
     "env_overrides",
+    "normalize_origins",
     "parse_int",
     "parse_seconds",
+    "parse_switch",
 ]
 
 #: Request parameters a client may set unless the host narrows the list.
@@ -44,6 +46,22 @@ CLIENT_PARAMS: frozenset[str] = frozenset(
 )
 
 
+def normalize_origins(origins: Iterable[str]) -> frozenset[str]:
+    """``scheme://host[:port]`` origins as browsers send them: lowercased, no trailing slash."""
+    if isinstance(origins, str):
+        origins = (origins,)  # one origin, not its characters
+    out = set()
+    for raw in origins:
+        origin = raw.strip().rstrip("/").lower()
+        scheme, sep, rest = origin.partition("://")
+        if not sep or scheme not in ("http", "https") or not rest or "/" in rest:
+            raise ConfigError(
+                f"allowed_origins entries look like 'https://app.example[:port]', got {raw!r}"
+            )
+        out.add(origin)
+    return frozenset(out)
+
+
 @dataclass(frozen=True, slots=True)
 class RequestPolicy:
     """What a client may ask for. ``model``: the default model (always allowed); ``models``:
@@ -59,6 +77,10 @@ class RequestPolicy:
     max_body_bytes: int = 512 * 1024
     max_messages: int = 500
     max_chars: int = 400_000
+    #: Seconds the whole request body may take to arrive (``None``: no deadline).
+    body_timeout: float | None = 10.0
+    #: Browser origins (``https://app.example``) that may call the mount (``None``: any).
+    allowed_origins: frozenset[str] | None = None
     max_images: int = 16
     max_image_bytes: int = 5 * 1024 * 1024
 
@@ -68,6 +90,10 @@ class RequestPolicy:
             raise ConfigError(f"unknown client parameter(s): {sorted(unknown)}")
         if min(self.max_body_bytes, self.max_messages, self.max_chars) < 1:
             raise ConfigError("max_body_bytes, max_messages and max_chars must be at least 1")
+        if self.body_timeout is not None and not 0 < self.body_timeout < float("inf"):
+            raise ConfigError("body_timeout must be a positive number of seconds (or None)")
+        if self.allowed_origins is not None:
+            object.__setattr__(self, "allowed_origins", normalize_origins(self.allowed_origins))
 
     def allowed_models(self) -> list[str]:
         """The default model first, then the allow-list (empty: the host left it to clients)."""
@@ -110,17 +136,24 @@ class StreamOptions:
     that takes no frame for this long is dropped; ``shutdown_grace``: time open streams get to
     say ``server_shutdown``; ``resume_grace``: how long the upstream keeps going after the last
     reader left (0: cancel at once); ``retention``: how long finished streams stay readable
-    (for the default memory store; a store you pass keeps its own)."""
+    (for the default memory store; a store you pass keeps its own); ``max_readers``: readers
+    one stream may have at once (its first included; more get 429); ``max_response_time``: the
+    longest one response may stay open, so a reader that drains just fast enough to dodge
+    ``send_timeout`` cannot hold a stream forever (it may resume)."""
 
     ping_interval: float = 15.0
     send_timeout: float | None = 30.0
     shutdown_grace: float = 3.0
     resume_grace: float = 0.0
     retention: float = 300.0
+    max_readers: int = 8
+    max_response_time: float | None = 1800.0
 
     def __post_init__(self) -> None:
         if min(self.ping_interval, self.shutdown_grace, self.resume_grace, self.retention) < 0:
             raise ConfigError("ping_interval, grace periods and retention must not be negative")
+        if self.max_readers < 1:
+            raise ConfigError("max_readers must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +221,16 @@ def parse_int(name: str, raw: str, *, minimum: int = 0, hint: str = "") -> int:
     return value
 
 
+def parse_switch(name: str, raw: str) -> bool:
+    """On or off: ``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
+
+
 def _int(name: str, raw: str) -> int:
     return parse_int(name, raw)
 
@@ -227,6 +270,10 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "SHUTDOWN_GRACE": ("shutdown_grace", _duration),
     "RESUME_GRACE": ("resume_grace", _duration),
     "RETENTION": ("retention", _duration),
+    "MAX_READERS": ("max_readers", _int),
+    "MAX_RESPONSE_TIME": ("max_response_time", parse_seconds),
+    "BODY_TIMEOUT": ("body_timeout", parse_seconds),
+    "ALLOWED_ORIGINS": ("allowed_origins", _list),
 }
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from .support.fixtures import fake_upstream, serve_app  # noqa: F401
+from .support.redis_cluster import RedisClusterInfo, running_cluster
 
 REQUIRE_ALL = os.environ.get("LLM_SSE_REQUIRE_ALL") == "1"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -41,6 +42,20 @@ def redis_url() -> str:
     except Exception as exc:
         unavailable(f"no Redis answers at REDIS_URL={REDIS_URL}: {exc}")
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterInfo]:
+    """A real three-master Redis Cluster on loopback for the whole session (see
+    ``tests/support/redis_cluster.py``); its ``url`` is a ``redis+cluster://`` store URL."""
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        unavailable("the redis package is not installed")
+    if not (shutil.which("redis-server") and shutil.which("redis-cli")):
+        unavailable("redis-server and redis-cli are needed for the Redis Cluster tests")
+    with running_cluster() as info:
+        yield info
 
 
 @pytest.fixture(scope="session")

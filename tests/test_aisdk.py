@@ -398,7 +398,9 @@ def test_raw_wire_format_has_data_lines_only_and_ends_with_done(serve_app: Serve
 
 def test_invalid_json_body_is_a_400_with_a_stable_code(serve_app: ServeApp) -> None:
     url = serve_mount(serve_app, scripted())
-    response = httpx.post(url, content=b"{not json", timeout=5)
+    response = httpx.post(
+        url, content=b"{not json", headers={"Content-Type": "application/json"}, timeout=5
+    )
     assert response.status_code == 400
     assert response.json() == {
         "error": {"code": "invalid_json", "message": "the request body is not valid JSON"}

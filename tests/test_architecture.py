@@ -39,7 +39,12 @@ def test_no_import_cycle_type_checking_imports_included() -> None:
 
 def test_nothing_below_the_assembly_imports_it() -> None:
     graph = grimp.build_graph("llm_sse_mount", exclude_type_checking_imports=False)
-    assembly = {"llm_sse_mount.mount", "llm_sse_mount.routes", "llm_sse_mount.browser_client"}
+    assembly = {
+        "llm_sse_mount.mount",
+        "llm_sse_mount.routes",
+        "llm_sse_mount.browser_client",
+        "llm_sse_mount.edge",
+    }
     below = [m for m in graph.modules if m not in assembly and m != "llm_sse_mount"]
     offenders = [m for m in below if assembly & set(graph.find_modules_directly_imported_by(m))]
     assert offenders == []

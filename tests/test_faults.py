@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from llm_sse_mount import CompletionRecord, LLMMount, OpenAICompatible, Scripted
-from llm_sse_mount.core.serving import log_id
+from llm_sse_mount.redaction import log_id
 
 from .support.fake_upstream import (
     Body,

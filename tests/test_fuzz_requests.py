@@ -23,6 +23,7 @@ from .support.servers import serve
 KNOWN_CODES = frozenset(
     {
         "invalid_json",
+        "unsupported_media_type",
         "invalid_request",
         "unknown_field",
         "invalid_role",
@@ -134,7 +135,14 @@ query = st.dictionaries(
 )
 stream_ids = st.text("abcXYZ019-_:", min_size=1, max_size=20)  # no "." (dot segments)
 requests = st.one_of(
-    st.tuples(st.just("POST"), st.just("/llm/chat"), raw_body, headers, query),
+    # Bodies declared JSON unless the drawn headers say otherwise (anything else is a 415).
+    st.tuples(
+        st.just("POST"),
+        st.just("/llm/chat"),
+        raw_body,
+        headers.map(lambda h: {"content-type": "application/json", **h}),
+        query,
+    ),
     st.tuples(st.just("GET"), st.just("/llm/chat"), st.just(b""), headers, query),
     st.tuples(
         st.just("GET"), stream_ids.map(lambda s: f"/llm/chat/{s}"), st.just(b""), headers, query
@@ -150,7 +158,7 @@ requests = st.one_of(
 
 # --- the test ---------------------------------------------------------------------------------
 
-AUTH = {"authorization": f"Bearer {TOKEN}"}
+AUTH = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
 LONE_SURROGATE = b'{"messages": [{"role": "user", "content": "hi \\ud800 there"}]}'
 
 

@@ -335,7 +335,12 @@ def test_bad_requests_are_400s_in_openai_error_shape(
 
 def test_malformed_json_is_a_400_in_openai_shape(run: Callable[..., Running]) -> None:
     m = run(answer())
-    r = httpx.post(m.base_url + "/chat/completions", content=b"{nope", timeout=5)
+    r = httpx.post(
+        m.base_url + "/chat/completions",
+        content=b"{nope",
+        headers={"Content-Type": "application/json"},
+        timeout=5,
+    )
     assert r.status_code == 400
     assert r.json() == {
         "error": {

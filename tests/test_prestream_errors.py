@@ -17,6 +17,9 @@ from .support.native import parse_frames, post_chat, text_of
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
+#: Bodies are declared JSON (anything else is a 415, tested in test_edge_hardening.py).
+JSON = {"Content-Type": "application/json"}
+
 
 @pytest.fixture
 def server(serve_app, fake_upstream):
@@ -77,7 +80,7 @@ def error_of(response: httpx.Response) -> dict:
 def test_bad_requests_get_a_json_error_with_a_stable_code(
     server, fake_upstream, content, status, code
 ):
-    response = httpx.post(server.url + "/llm/chat", content=content)
+    response = httpx.post(server.url + "/llm/chat", content=content, headers=JSON)
     assert response.status_code == status
     assert error_of(response)["code"] == code
     assert fake_upstream.requests == []  # nothing was sent upstream
@@ -90,7 +93,9 @@ def test_a_body_that_lies_about_its_length_is_cut_at_the_limit(server):
             yield b"x" * 100
         yield b'"}]}'
 
-    response = httpx.post(server.url + "/llm/chat", content=body())  # chunked, no length
+    response = httpx.post(
+        server.url + "/llm/chat", content=body(), headers=JSON
+    )  # chunked, no length
     assert response.status_code == 413
     assert error_of(response)["code"] == "body_too_large"
 

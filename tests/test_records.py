@@ -21,7 +21,7 @@ from .support.fake_upstream import Body, FakeUpstream, Sleep
 class StoreDown(MemoryStore):
     """A store that cannot take new streams (Redis is down, say)."""
 
-    async def create(self, stream_id: str) -> None:
+    async def create(self, stream_id: str, owner: str | None = None) -> None:
         raise StreamInterrupted("the stream store is unavailable", code="store_unavailable")
 
     async def append(self, stream_id: str, events: Sequence[StreamEvent]) -> int:

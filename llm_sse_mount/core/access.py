@@ -39,6 +39,7 @@ from ..errors import ConfigError, Forbidden, LLMSSEError, RateLimited, Unauthori
 from ..events import Usage
 from ..request import ChatRequest
 from ..settings import parse_int
+from ..usage_estimate import prompt_tokens
 from .limits import Limiter, LimitLease, Limits, LimitStore, Rate, RedisLimitStore
 
 __all__ = [
@@ -258,9 +259,9 @@ def _from_http_exception(exc: HTTPException) -> LLMSSEError:
 
 
 def estimate_tokens(chat: ChatRequest) -> int:
-    """A rough prompt size in tokens (four characters each; CJK text runs nearer one per
-    character, so this errs low), charged up front against a token budget."""
-    return max(1, -(-chat.total_chars // 4))
+    """The prompt's size in tokens, estimated (messages, tool calls and tool definitions: see
+    :mod:`~llm_sse_mount.usage_estimate`), charged up front against a token budget."""
+    return prompt_tokens(chat)
 
 
 def _client_address(scope: Scope) -> str:
@@ -276,6 +277,8 @@ class Admission:
 
     principal: Principal
     lease: LimitLease | None = None
+    #: The prompt's estimated tokens (charged at admission; the base of a usage estimate).
+    prompt_tokens: int = 0
 
     async def run(self, body: Callable[[], Awaitable[None]]) -> None:
         """Serve the stream (``body``) holding the admission; release it as soon as it ends."""
@@ -333,11 +336,10 @@ class Access:
         if not principal.may_use(chat.model):
             raise Forbidden(f"model {chat.model!r} is not available to you", code="model_forbidden")
         lease = None
+        prompt = estimate_tokens(chat)
         if self.limiter is not None:
-            lease = await self.limiter.admit(
-                principal.id, principal.limits, prompt_tokens=estimate_tokens(chat)
-            )
-        return Admission(principal, lease)
+            lease = await self.limiter.admit(principal.id, principal.limits, prompt_tokens=prompt)
+        return Admission(principal, lease, prompt)
 
     async def aclose(self) -> None:
         if self.limiter is not None:
@@ -360,8 +362,12 @@ def limits_store_from_env(env: Mapping[str, str]) -> LimitStore | None:
     url = raw or env.get("LLM_SSE_STORE", "").strip()
     if not url or url.lower() == "memory":
         return None
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("LLM_SSE_LIMITS_STORE must be 'memory' or a redis:// URL")
+    from ..store.redis_client import is_redis_url
+
+    if not is_redis_url(url):
+        raise ConfigError(
+            "LLM_SSE_LIMITS_STORE must be 'memory' or a redis:// (or redis+cluster://) URL"
+        )
     return RedisLimitStore(url)
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from ..errors import LLMSSEError, StreamInterrupted
 
 if TYPE_CHECKING:
-    import redis.asyncio
+    from ..store.redis_client import AnyRedis
 
 __all__ = ["GcraMode", "LimitStore", "MemoryLimitStore", "RedisLimitStore"]
 
@@ -160,6 +160,7 @@ return 1
 class RedisLimitStore:
     """Budgets in Redis, shared by every worker that uses the same ``url`` and ``prefix``.
 
+    ``url`` may be ``redis+cluster://`` for a Redis Cluster (every script touches one key);
     ``prefix`` namespaces the keys; ``timeout`` bounds every Redis call (seconds). Needs the
     ``redis`` extra (``redis.asyncio``). The connection opens on first use, in the event loop
     that serves requests. A Redis failure (or a Redis that does not answer within ``timeout``)
@@ -172,7 +173,7 @@ class RedisLimitStore:
         url: str = "redis://127.0.0.1:6379/0",
         *,
         prefix: str = "llm_sse:limits:",
-        client: redis.asyncio.Redis | None = None,
+        client: AnyRedis | None = None,
         timeout: float = 2.0,
     ) -> None:
         self.url = url
@@ -188,11 +189,11 @@ class RedisLimitStore:
 
     def _script(self, name: str, source: str) -> Any:
         if self._client is None:
-            import redis.asyncio
+            from ..store.redis_client import redis_client
 
             # Bounded waits: a Redis that hangs must refuse requests (503), not hang them.
-            self._client = redis.asyncio.Redis.from_url(
-                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
+            self._client = redis_client(
+                self.url, socket_timeout=self.timeout, connect_timeout=self.timeout
             )
         if name not in self._scripts:
             self._scripts[name] = self._client.register_script(source)

@@ -5,8 +5,8 @@
     Limiter(Limits(requests="60/minute", concurrent=2, tokens_per_minute=20_000))
       .admit(key)  →  LimitLease      (or RateLimited, 429 with Retry-After)
           tokens check   refused while the principal is over its token budget
-          requests hit   one request counted, refused past the rate
-          concurrency    a slot taken, refused when every slot is busy
+          concurrency    a slot taken, refused when every slot is busy (nothing spent)
+          requests hit   one request counted, refused past the rate (the slot handed back)
       lease.record_usage(usage)      tokens counted as the upstream reports them
       lease.release()                the slot freed when the stream ends or its client leaves
 
@@ -231,16 +231,10 @@ class Limiter:
                     f"token budget spent ({lim.tokens_per_minute} per minute)",
                     retry_after=wait,
                 )
-        if lim.rate is not None:
-            rate = lim.rate
-            key = self.key("requests", who)
-            wait = await self.store.gcra(key, rate.period, rate.count, 1, "hit")
-            if wait > 0:
-                raise RateLimited(
-                    f"too many requests (at most {rate.count} per {rate.period:g} s)",
-                    retry_after=wait,
-                )
         lease = LimitLease(self, who, lim)
+        # The slot before the request budget: a request refused for concurrency must not
+        # spend the budget (the client retries in a second and would pay twice). The slot is
+        # handed back if the budget then refuses.
         if lim.concurrent is not None:
             slot = secrets.token_hex(8)
             if not await self.store.acquire(
@@ -251,6 +245,21 @@ class Limiter:
                     f"too many streams at once (at most {lim.concurrent})", retry_after=1
                 )
             lease.slot = slot
+        if lim.rate is not None:
+            rate = lim.rate
+            try:
+                wait = await self.store.gcra(
+                    self.key("requests", who), rate.period, rate.count, 1, "hit"
+                )
+            except BaseException:
+                await lease.release()
+                raise
+            if wait > 0:
+                await lease.release()
+                raise RateLimited(
+                    f"too many requests (at most {rate.count} per {rate.period:g} s)",
+                    retry_after=wait,
+                )
         if lim.tokens_per_minute is not None and prompt_tokens > 0:
             key = self.key("tokens", who)
             await self.store.gcra(key, _MINUTE, lim.tokens_per_minute, prompt_tokens, "force")

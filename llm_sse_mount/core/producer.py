@@ -10,6 +10,11 @@ How a stream ends (exactly one ``done``, always)::
                                 → done{cancelled}          upstream response closed
     the owner stopped it        → done{cancelled}          upstream response closed
     server shutting down        → error{server_shutdown, retryable} + done{error}
+
+Every ending carries usage: when the upstream reported none (the client left, a timeout, an
+error, a server that does not count), the producer appends its own estimate, marked
+``Usage(estimated=True)``, before the closing frames; it is what the token budget charges and
+what ``on_complete`` records. The upstream's figure always wins: no estimate follows it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from ..events import (
 from ..redaction import redact
 from ..settings import Timeouts
 from ..store.base import StreamStore
+from ..usage_estimate import UsageTally
 from .records import CompletionRecord, OnComplete, report
 from .relay import Opened
 from .shutdown import ShutdownSignal
@@ -82,6 +88,7 @@ class Producer:
         on_complete: OnComplete | None = None,
         secrets: Sequence[str] = (),
         on_usage: Callable[[Usage], Awaitable[None]] | None = None,
+        prompt_tokens: int = 0,
     ) -> None:
         self.stream_id = stream_id
         self.opened = opened
@@ -93,6 +100,9 @@ class Producer:
         self.secrets = tuple(secrets)
         # Access control's hook (tokens per minute): sees each usage report as it streams.
         self.on_usage = on_usage
+        # For the estimate when the upstream never reports usage (see the module docstring).
+        self.prompt_tokens = prompt_tokens
+        self._tally = UsageTally()
         self.outcome = Outcome.FINISHED
         self._finish: FinishReason | None = None
         self._usage: Usage | None = None
@@ -132,9 +142,13 @@ class Producer:
                 try:
                     await self._pump()
                 except LLMSSEError as exc:
-                    error = Error(exc.code, redact(exc.message, self.secrets), exc.retryable)
+                    if exc.code == "cancelled":
+                        # Stopped on another worker: the store already holds done{cancelled}.
+                        self.outcome = Outcome.STOPPED
+                    else:
+                        error = Error(exc.code, redact(exc.message, self.secrets), exc.retryable)
                 except Exception as exc:  # a provider bug must still end the stream cleanly
-                    logger.exception("stream %s: provider failed", self.stream_id)
+                    logger.exception("stream: the provider failed")
                     error = Error("internal_error", f"the relay failed ({type(exc).__name__})")
         finally:
             self._settled = True
@@ -168,11 +182,11 @@ class Producer:
                 if isinstance(event, Finish):
                     self._finish = event.reason  # GLM repeats it; the last one wins
                     continue
-                if self._first_token_at is None and isinstance(
-                    event, (TextDelta, ReasoningDelta, ToolCallDelta)
-                ):
-                    self._first_token_at = time.monotonic()
-                if type(event) is Usage:
+                if isinstance(event, (TextDelta, ReasoningDelta, ToolCallDelta)):
+                    if self._first_token_at is None:
+                        self._first_token_at = time.monotonic()
+                    self._tally.observe(event)
+                elif type(event) is Usage:
                     self._usage = event
                     if self.on_usage is not None:
                         await self.on_usage(event)
@@ -189,7 +203,9 @@ class Producer:
             raise UpstreamTimeout(f"timed out waiting for the upstream's {what}")
 
     def _tail(self, error: Error | None) -> list[StreamEvent]:
-        if self.outcome in (Outcome.ABANDONED, Outcome.STOPPED):
+        if self.outcome is Outcome.STOPPED:
+            return []  # the stop wrote done{cancelled} itself, for every reader at once
+        if self.outcome is Outcome.ABANDONED:
             return [Done("cancelled")]
         if self.outcome is Outcome.SHUTDOWN:
             return [Error("server_shutdown", "the server is shutting down", True), Done("error")]
@@ -197,15 +213,34 @@ class Producer:
             return [error, Done("error")]
         return [Done(self._finish or "stop")]
 
+    async def _estimate_usage(self) -> list[StreamEvent]:
+        """The estimated usage frame, if the upstream reported none; charged to the budget."""
+        if self._usage is not None:
+            return []
+        completion = self._tally.completion_tokens
+        prompt = self.prompt_tokens
+        self._usage = Usage(prompt, completion, prompt + completion, estimated=True)
+        if self.on_usage is not None:
+            with anyio.move_on_after(2):  # a budget store that hangs must not hold the end
+                await self.on_usage(self._usage)
+        return [self._usage]
+
     async def _finish_stream(self, error: Error | None) -> None:
+        # Estimated usage (charged to the budget) whenever the upstream reported none; after a
+        # stop the store already ends with done, so the estimate goes to the record only.
+        estimate = await self._estimate_usage()
         tail = self._tail(error)
-        reason = tail[-1].finish_reason if isinstance(tail[-1], Done) else "error"
-        try:
-            with anyio.fail_after(5):
-                await self.store.append(self.stream_id, tail)
-            self._frames += len(tail)
-        except Exception:
-            logger.exception("stream %s: could not store its last frames", self.stream_id)
+        reason: FinishReason = "cancelled"
+        if tail:
+            tail = [*estimate, *tail]
+            last = tail[-1]
+            reason = last.finish_reason if isinstance(last, Done) else "error"
+            try:
+                with anyio.fail_after(5):
+                    await self.store.append(self.stream_id, tail)
+                self._frames += len(tail)
+            except Exception:
+                logger.exception("stream: could not store its last frames")
         error_code = next((e.code for e in tail if isinstance(e, Error)), None)
         ttft = self._first_token_at
         record = CompletionRecord(

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..events import FinishReason, Usage
+from ..redaction import log_id
 
 __all__ = ["CompletionRecord", "OnComplete", "report"]
 
@@ -45,4 +46,4 @@ async def report(on_complete: OnComplete | None, record: CompletionRecord) -> No
         if result is not None:
             await result
     except Exception:
-        logger.exception("stream %s: on_complete hook failed", record.stream_id)
+        logger.exception("stream %s: on_complete hook failed", log_id(record.stream_id))

@@ -29,21 +29,32 @@ import httpx
 from sse_starlette.sse import EventSourceResponse, SendTimeoutError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from ..errors import LLMSSEError, NotFound
+from ..errors import LLMSSEError, NotFound, RateLimited
 from ..events import Done, Start
 from ..providers.capabilities import require_capabilities
+from ..redaction import log_id
 from ..request import ChatRequest
-from .access import Admission
+from ..store.base import StreamInfo
+from .access import Admission, Principal
 from .context import StreamContext
 from .delivery import Reply
 from .producer import Outcome, Producer
 from .records import CompletionRecord, report
 from .relay import Opened
+from .transport import abort_connection, drained
 from .watch import until_disconnected
 
-__all__ = ["STREAM_HEADERS", "NewStream", "ResumedStream", "log_id", "new_stream_id", "resume"]
+__all__ = [
+    "STREAM_HEADERS",
+    "NewStream",
+    "ResumedStream",
+    "new_stream_id",
+    "owner_of",
+    "resume",
+    "stop",
+]
 
 logger = logging.getLogger("llm_sse_mount")
 
@@ -57,12 +68,6 @@ STREAM_HEADERS = {
 def new_stream_id() -> str:
     # URL-safe and colon-free, so "<stream_id>:<seq>" splits unambiguously.
     return secrets.token_urlsafe(12)
-
-
-def log_id(stream_id: str) -> str:
-    """What logs call a stream: on an open mount the stream id is the capability to read it,
-    so logs carry a digest that joins log lines without granting anything."""
-    return "s-" + hashlib.sha256(stream_id.encode()).hexdigest()[:12]
 
 
 async def _frames(
@@ -107,11 +112,33 @@ async def _send_events(
         shutdown_event=cast(anyio.Event, ctx.shutdown),
         shutdown_grace_period=s.shutdown_grace,
     )
+    started = False
+
+    async def tracked(message: Message) -> None:
+        nonlocal started
+        started = True
+        await send(message)
+
     try:
-        await response(scope, receive, send)
+        # No response outlives max_response_time: a reader draining just fast enough to
+        # dodge send_timeout must not hold the stream (and its memory) forever. It ends as a
+        # complete response, so the client can resume where it stopped.
+        with anyio.move_on_after(s.max_response_time) as limit:
+            await response(scope, receive, tracked)
+        if limit.cancelled_caught and started:
+            with anyio.move_on_after(1.0):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
     except SendTimeoutError:
-        # The client stopped reading; leaving ends its reader, and the producer follows.
-        logger.warning("a client stopped reading; its stream response was ended")
+        # The client stopped reading; leaving ends its reader, and the producer follows. Its
+        # socket is aborted: a graceful close would wait for it to read, forever.
+        abort_connection(send)
+        logger.warning("a client stopped reading; its connection was dropped")
+        return
+    if ctx.shutdown.is_set():
+        # Stopping: whatever a client has not taken by now it will not get; the worker must
+        # not wait for it.
+        await drained(send, 1.0)
+        abort_connection(send, only_if_unsent=True)
 
 
 async def _collect(
@@ -222,7 +249,7 @@ class NewStream(Response):
     ) -> None:
         ctx, store = self.ctx, self.ctx.store
         try:
-            await store.create(stream_id)
+            await store.create(stream_id, owner_of(admission.principal))
             await store.append(stream_id, [Start(stream_id, opened.model)])
         except LLMSSEError as exc:  # e.g. Redis is down: nothing was sent yet, so a 503
             with anyio.CancelScope(shield=True):
@@ -247,10 +274,13 @@ class NewStream(Response):
             on_complete=ctx.on_complete,
             secrets=ctx.relay.secrets(),
             on_usage=admission.on_usage,
+            prompt_tokens=admission.prompt_tokens,
         )
         # The lease tells readers on other workers the producer lives; it outlasts the task
-        # group, so the producer's closing frames are written under it.
-        async with store.lease(stream_id), anyio.create_task_group() as tg:
+        # group, so the producer's closing frames are written under it. A stop (from any
+        # worker) cancels the producer through it.
+        stopped = lambda: producer.cancel(Outcome.STOPPED)  # noqa: E731
+        async with store.lease(stream_id, stopped), anyio.create_task_group() as tg:
             tg.start_soon(producer.run)
             async with store.reader(stream_id):
                 await self._deliver(admission, stream_id, opened.model, scope, receive, send)
@@ -303,19 +333,48 @@ class ResumedStream(Response):
 _STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-async def resume(
-    ctx: StreamContext, request: Request, stream_id: str, after: int, reply: Reply
-) -> Response:
-    """Frames of ``stream_id`` after ``after``: 404 for an unknown or expired stream, 204 when
-    the client already has the ``done`` frame (an ``EventSource`` stops reconnecting on 204;
-    without it, it would reconnect forever after a finished answer)."""
-    await ctx.access.principal(request)  # rejoining spends nothing, but needs a caller
+def owner_of(principal: Principal) -> str | None:
+    """What a stream records as its owner: a digest of the principal's id (stores never hold
+    the id itself). ``None`` for an anonymous caller: on an open mount (no ``authorize``) the
+    stream id alone is the capability to read or stop the stream."""
+    if principal.anonymous:
+        return None
+    return hashlib.sha256(b"llm_sse_mount owner\0" + principal.id.encode()).hexdigest()[:32]
+
+
+async def _owned(ctx: StreamContext, request: Request, stream_id: str) -> StreamInfo:
+    """The stream, if it exists and the caller owns it; to anyone else it does not exist."""
+    principal = await ctx.access.principal(request)
     # Ids are ours (token_urlsafe): anything else cannot exist, and must not reach a store
     # key built from it.
     valid = _STREAM_ID.fullmatch(stream_id) is not None
     info = await ctx.store.info(stream_id) if valid else None
-    if info is None:
+    if info is None or (info.owner is not None and info.owner != owner_of(principal)):
         raise NotFound("no such stream, or it has expired", code="stream_not_found")
+    return info
+
+
+async def resume(
+    ctx: StreamContext, request: Request, stream_id: str, after: int, reply: Reply
+) -> Response:
+    """Frames of ``stream_id`` after ``after``, for its owner: 404 for anyone else and for an
+    unknown or expired stream, 204 when the client already has the ``done`` frame (an
+    ``EventSource`` stops reconnecting on 204; without it, it would reconnect forever after a
+    finished answer), 429 when the stream has ``max_readers`` readers already."""
+    info = await _owned(ctx, request, stream_id)
     if info.done and after >= info.last_seq:
         return Response(status_code=204, headers={"Cache-Control": "no-store"})
+    limit = ctx.settings.streams.max_readers
+    if info.readers >= limit:
+        raise RateLimited(
+            f"this stream has {limit} readers already", code="too_many_readers", retry_after=1
+        )
     return ResumedStream(ctx, stream_id, max(after, -1), reply)
+
+
+async def stop(ctx: StreamContext, request: Request, stream_id: str) -> Response:
+    """End the owner's stream now: ``done{cancelled}`` for every reader, the upstream closed,
+    on whichever worker produces it. 204 whether it was running or had ended already."""
+    await _owned(ctx, request, stream_id)
+    await ctx.store.stop(stream_id)
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})

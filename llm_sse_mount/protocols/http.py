@@ -7,14 +7,28 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from ..errors import LLMSSEError, PayloadTooLarge, RequestError
+from ..errors import LLMSSEError, PayloadTooLarge, RequestError, UnsupportedMediaType
 
-__all__ = ["error_headers", "error_response", "read_json_body"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "error_headers",
+    "error_response",
+    "read_json_body",
+    "require_json",
+    "too_deep",
+]
+
+#: Deepest nesting of arrays and objects a request body may have. JSON Schemas of real tools
+#: nest a few levels; this leaves room for generous ones and stays far from the interpreter's
+#: recursion limit: ~950 levels parse, then crash the encoder on the way upstream (where
+#: exactly depends on how deep the host's stack already is).
+MAX_JSON_DEPTH = 64
 
 #: The longest Retry-After we pass on (an upstream may say "inf").
 MAX_RETRY_AFTER = 3600
@@ -43,7 +57,9 @@ def error_response(exc: LLMSSEError) -> JSONResponse:
 
 
 async def read_json_body(request: Request, limit: int) -> Any:
-    """The request body as JSON, read no further than ``limit`` bytes."""
+    """The request body as JSON, read no further than ``limit`` bytes. Only a body declared
+    ``application/json`` is read (415 otherwise: see :func:`require_json`)."""
+    require_json(request.headers)
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -67,6 +83,11 @@ async def read_json_body(request: Request, limit: int) -> Any:
     except (ValueError, UnicodeDecodeError, RecursionError):
         # RecursionError: "[[[[..." nested deeper than the interpreter allows.
         raise RequestError("the request body is not valid JSON", code="invalid_json") from None
+    if too_deep(value):
+        # It parsed, but would crash the JSON encoder on the way upstream (a 500).
+        raise RequestError(
+            f"the request body nests deeper than {MAX_JSON_DEPTH} levels", code="invalid_json"
+        )
     if _SURROGATE_ESCAPE.search(body) and _has_lone_surrogate(value):
         # JSON may escape half a UTF-16 pair ("\ud800"); such a string cannot be encoded as
         # UTF-8 again, so it would crash the upstream request or the stream mid-way (found by
@@ -95,4 +116,41 @@ def _has_lone_surrogate(value: Any, depth: int = 0) -> bool:
         )
     if isinstance(value, list):
         return any(_has_lone_surrogate(v, depth + 1) for v in value)
+    return False
+
+
+def require_json(headers: Mapping[str, str]) -> None:
+    """Raise 415 unless ``Content-Type`` is ``application/json`` (or ``application/*+json``).
+
+    A browser sends a cross-site POST without a CORS preflight when its body is ``text/plain``,
+    a form, or a ``Blob`` without a type: with a cookie-reading ``authorize`` such a request
+    would stream on the visitor's account. Every client of the mount (the OpenAI and Anthropic
+    SDKs, the AI SDK, ``client.js``) sends ``application/json``, which a browser only sends
+    cross-site after a preflight the mount does not grant."""
+    media = (headers.get("content-type") or "").partition(";")[0].strip().lower()
+    if media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return
+    shown = repr(media) if media else "none"
+    raise UnsupportedMediaType(
+        f"the request body must be sent as Content-Type: application/json (got {shown})"
+    )
+
+
+def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``value`` nests arrays/objects deeper than ``limit`` (iterative: a deep value
+    must not exhaust the stack while it is being measured)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
     return False

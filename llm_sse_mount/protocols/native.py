@@ -2,9 +2,10 @@
 compact JSON ``data:`` line per frame. JSON escapes every CR and LF inside strings, so a frame's
 data is always exactly one line and text is never altered.
 
-Routes: ``POST /chat`` (a JSON body), ``GET /chat?prompt=`` (for ``EventSource``), and
-``GET /chat/{stream_id}`` to resume after ``Last-Event-ID`` (or ``?after=``). ``?format=text``
-serves the same stream as plain text (:mod:`.text`).
+Routes: ``POST /chat`` (a JSON body), ``GET /chat?prompt=`` (for ``EventSource``),
+``GET /chat/{stream_id}`` to resume after ``Last-Event-ID`` (or ``?after=``), and
+``POST /chat/{stream_id}/stop`` (or ``DELETE /chat/{stream_id}``) to stop it: only its owner may
+do either. ``?format=text`` serves the same stream as plain text (:mod:`.text`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..codec import encode
 from ..core.context import StreamContext
 from ..core.delivery import EncoderFactory, Reply
 from ..core.policy import build_request
-from ..core.serving import STREAM_HEADERS, NewStream, resume
+from ..core.serving import STREAM_HEADERS, NewStream, resume, stop
 from ..errors import LLMSSEError, RequestError
 from ..events import Frame
 from ..request import parse_native_body
@@ -131,10 +132,18 @@ def _routes(ctx: StreamContext) -> list[BaseRoute]:
         except LLMSSEError as exc:
             return error_response(exc)
 
+    async def chat_stop(request: Request) -> Response:
+        try:
+            return await stop(ctx, request, request.path_params["stream_id"])
+        except LLMSSEError as exc:
+            return error_response(exc)
+
     return [
         Route("/chat", chat_post, methods=["POST"]),
         Route("/chat", chat_get, methods=["GET"]),
         Route("/chat/{stream_id}", chat_resume, methods=["GET"]),
+        Route("/chat/{stream_id}", chat_stop, methods=["DELETE"]),
+        Route("/chat/{stream_id}/stop", chat_stop, methods=["POST"]),
     ]
 
 

@@ -16,6 +16,11 @@ last event id and then turns the blank line after a keep-alive comment into an e
 which it fails to parse as JSON; without ids a comment block is no event at all, so pings
 are safe. (Resume is therefore not offered in this format; OpenAI has none either.)
 
+Reasoning goes out as ``reasoning_content`` only: the AI SDK's openai-compatible provider reads
+``reasoning_content ?? reasoning``, langchain-deepseek ``reasoning_content`` then ``reasoning``,
+LiteLLM maps ``reasoning`` onto ``reasoning_content``; a second copy under ``reasoning`` would
+help none of them and double the text for a client that reads both.
+
 Not streamed (``stream: false``): :class:`CompletionBuilder` folds the same frames into one
 ``chat.completion`` object.
 """

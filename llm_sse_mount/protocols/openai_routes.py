@@ -161,10 +161,16 @@ def _routes(ctx: StreamContext) -> list[BaseRoute]:
         return NewStream(ctx, chat, reply)
 
     async def models(request: Request) -> Response:
+        # The same gate and narrowing as the native /models: a listing tells who may use what.
+        try:
+            principal = await ctx.access.principal(request)
+        except LLMSSEError as exc:
+            return openai_error_response(exc)
         owner = ctx.provider.name
         data = [
             {"id": m, "object": "model", "created": 0, "owned_by": owner}
             for m in policy.allowed_models()
+            if principal.may_use(m)
         ]
         return JSONResponse({"object": "list", "data": data})
 

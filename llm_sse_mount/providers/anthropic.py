@@ -384,6 +384,7 @@ class Anthropic:
             headers=self.build_headers(),
             body=self.build_body(request),
             on_json_body=_json_instead_of_stream,
+            secrets=self.secrets(),
         )
         parser = extras.parser_for(AnthropicStreamParser(), request, self.structured_output)
         return SSEUpstream(response, parser, max_line_bytes=self.max_line_bytes)

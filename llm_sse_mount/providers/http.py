@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import anyio
@@ -32,6 +33,7 @@ import httpx
 
 from ..errors import UpstreamError, UpstreamTimeout
 from ..events import ProviderEvent
+from ..redaction import redact
 from ..sse_decoder import ServerSentEvent, SSEDecoder
 
 #: How much of an error body we read to build a message (the rest is discarded).
@@ -41,25 +43,41 @@ DRAIN_SECONDS = 0.25
 DRAIN_BYTES = 64 * 1024
 
 
+#: The longest ``Retry-After`` we pass on: an hour. ``inf``, ``1e400`` or a date in the year
+#: 9999 from a confused upstream would otherwise overflow ``math.ceil`` in the response header.
+MAX_RETRY_AFTER = 3600.0
+#: Error text taken from a non-JSON body, after redaction.
+MAX_ERROR_TEXT = 300
+
+
 def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date; ``None`` when absent/invalid."""
+    """``Retry-After`` as seconds in ``[0, MAX_RETRY_AFTER]``: delta-seconds or an HTTP date;
+    ``None`` when absent or not a number (``NaN`` included)."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        seconds = when.timestamp() - time.time()
+    if math.isnan(seconds):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
-def error_message_from_body(body: bytes, content_type: str) -> tuple[str | None, str | None]:
-    """Best effort ``(message, vendor_code)`` from an upstream error body of any shape."""
-    text = body.decode("utf-8", "replace").strip()
+def error_message_from_body(
+    body: bytes, content_type: str, secrets: Sequence[str] = ()
+) -> tuple[str | None, str | None]:
+    """Best effort ``(message, vendor_code)`` from an upstream error body of any shape.
+
+    Every one of ``secrets`` is redacted first, before anything is cut: a credential the
+    upstream echoes and a cut at ``MAX_ERROR_TEXT`` would otherwise leave most of it readable.
+    """
+    text = redact(body.decode("utf-8", "replace"), secrets).strip()
     if not text:
         return None, None
     if "json" in content_type or text[:1] in "{[":
@@ -77,7 +95,7 @@ def error_message_from_body(body: bytes, content_type: str) -> tuple[str | None,
                 return (str(msg) if msg else None), (str(code) if code is not None else None)
     if "html" in content_type or text[:1] == "<":
         return "the upstream answered with an HTML page", None
-    return text[:300], None
+    return text[:MAX_ERROR_TEXT], None
 
 
 def status_error(
@@ -131,12 +149,17 @@ async def open_event_stream(
     headers: Mapping[str, str],
     body: Mapping[str, Any],
     on_json_body: Callable[[Any], UpstreamError] | None = None,
+    secrets: Sequence[str] = (),
+    on_error_body: Callable[[int, bytes, float | None], UpstreamError | None] | None = None,
 ) -> httpx.Response:
     """POST ``body`` and return the streaming response once its status is known to be good.
 
     Any failure closes the response and raises :class:`UpstreamError`. A 200 that is not an
     event stream (a JSON body from a server that ignored ``stream: true``, an HTML page from a
     proxy) is an ``upstream_bad_response`` error rather than a silent empty answer.
+    ``secrets`` (every credential the request carries) are redacted from error bodies.
+    ``on_error_body(status, redacted_body, retry_after)`` lets a vendor read its own error
+    shape first (``None`` falls back to the generic mapping above).
     """
     request = http.build_request("POST", url, headers=headers, json=body)
     try:
@@ -147,15 +170,20 @@ async def open_event_stream(
         content_type = response.headers.get("content-type", "").lower()
         if response.status_code >= 400:
             raw = await _read_limited(response, MAX_ERROR_BODY)
-            message, code = error_message_from_body(raw, content_type)
             retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if on_error_body is not None:
+                clean = redact(raw.decode("utf-8", "replace"), secrets).encode()
+                vendor = on_error_body(response.status_code, clean, retry_after)
+                if vendor is not None:
+                    raise vendor
+            message, code = error_message_from_body(raw, content_type, secrets)
             raise status_error(response.status_code, message, code, retry_after)
         if response.status_code != 200 or "text/event-stream" not in content_type:
             raw = await _read_limited(response, MAX_ERROR_BODY)
-            message, code = error_message_from_body(raw, content_type)
+            message, code = error_message_from_body(raw, content_type, secrets)
             if "json" in content_type and on_json_body is not None:
                 try:
-                    payload = json.loads(raw)
+                    payload = json.loads(redact(raw.decode("utf-8", "replace"), secrets))
                 except ValueError:
                     payload = None
                 raise on_json_body(payload)

@@ -5,7 +5,12 @@ What the parser copes with, all seen in the wild:
 
 - ``delta.content`` and ``delta.reasoning_content`` (DeepSeek, GLM; ``delta.reasoning`` on
   vLLM and OpenRouter) in any order, possibly in the same chunk;
-- ``delta.tool_calls`` fragments, of which only the first per call carries ``id`` and name;
+- ``delta.tool_calls`` fragments, of which only the first per call carries ``id`` and name,
+  repaired by :class:`~llm_sse_mount.providers.tool_calls.ToolCallAssembler` (no ``index``,
+  parallel calls all at ``index: 0``, no ``id``, ``arguments`` as an object);
+- inline ``<think>…</think>`` at the start of ``content`` (R1-style models without a reasoning
+  parser), split into reasoning by :class:`~llm_sse_mount.providers.think_tags.ThinkTagSplitter`
+  when ``think_tags`` is on (the default here; off for Zhipu);
 - ``finish_reason`` (sent twice by GLM: the last one wins), with vendor values mapped;
 - usage on a trailing chunk with empty ``choices`` (OpenAI with ``stream_options``), on the last
   chunk together with choices (GLM), or inside the choice (Moonshot);
@@ -35,6 +40,8 @@ from ..request import ChatRequest, ImagePart, Message, ResponseFormat, TextPart
 from ..sse_decoder import ServerSentEvent
 from .capabilities import Capabilities
 from .http import SSEUpstream, incomplete_unless, open_event_stream
+from .think_tags import ThinkTagSplitter
+from .tool_calls import ToolCallAssembler
 
 __all__ = ["OpenAICompatible", "OpenAIStreamParser"]
 
@@ -76,15 +83,26 @@ def mid_stream_error(payload: Any) -> UpstreamError:
 class OpenAIStreamParser:
     """Chat-completion chunks → provider events. One instance per stream."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, think_tags: bool = True) -> None:
         self.finished = False
         self._saw_finish = False
+        self._think = ThinkTagSplitter() if think_tags else None
+        self._tools = ToolCallAssembler()
+
+    def _flush(self, out: list[ProviderEvent]) -> None:
+        # The answer is over: held-back tag prefixes belong to the answer (or to a think that
+        # never closed), and a tool call still waiting for its name goes out without one.
+        if self._think is not None:
+            out.extend(self._think.flush())
+        out.extend(self._tools.flush())
 
     def feed(self, event: ServerSentEvent) -> Iterable[ProviderEvent]:
         data = event.data
         if data == "[DONE]":
             self.finished = True
-            return ()
+            out: list[ProviderEvent] = []
+            self._flush(out)
+            return out
         try:
             chunk = json.loads(data)
         except ValueError:
@@ -97,7 +115,7 @@ class OpenAIStreamParser:
             )
         if chunk.get("error") or event.event == "error":
             raise mid_stream_error(chunk)
-        out: list[ProviderEvent] = []
+        out = []
         choices = chunk.get("choices")
         if choices and isinstance(choices, list):
             # n > 1 is not supported downstream: the first choice is the answer.
@@ -117,11 +135,14 @@ class OpenAIStreamParser:
                 out.append(ReasoningDelta(reasoning))
             content = delta.get("content")
             if content and isinstance(content, str):
-                out.append(TextDelta(content))
+                if self._think is None:
+                    out.append(TextDelta(content))
+                else:
+                    out.extend(self._think.feed(content))
             tool_calls = delta.get("tool_calls")
             if tool_calls and isinstance(tool_calls, list):
                 for call in tool_calls:
-                    out.append(_tool_call(call))
+                    out.extend(self._tool_call(call))
         usage = usage_from(choice.get("usage"))  # Moonshot puts it inside the choice
         if usage is not None:
             out.append(usage)
@@ -133,24 +154,25 @@ class OpenAIStreamParser:
                     code="upstream_network_error",
                 )
             self._saw_finish = True
+            self._flush(out)
             out.append(Finish(_FINISH.get(str(reason), "stop")))
+
+    def _tool_call(self, call: Any) -> Iterable[ToolCallDelta]:
+        if not isinstance(call, dict):
+            raise UpstreamError("malformed tool call fragment", code="upstream_bad_response")
+        fn = call.get("function")
+        if fn is not None and not isinstance(fn, dict):
+            raise UpstreamError("malformed tool call fragment", code="upstream_bad_response")
+        fn = fn or {}
+        return self._tools.feed(
+            index=call.get("index"),
+            id=call.get("id"),
+            name=fn.get("name"),
+            arguments=fn.get("arguments"),
+        )
 
     def end_of_body(self) -> Iterable[ProviderEvent]:
         return incomplete_unless(self._saw_finish)
-
-
-def _tool_call(call: Any) -> ToolCallDelta:
-    if not isinstance(call, dict):
-        raise UpstreamError("malformed tool call fragment", code="upstream_bad_response")
-    fn = call.get("function")
-    fn = fn if isinstance(fn, dict) else {}
-    index = call.get("index", 0)
-    return ToolCallDelta(
-        index=index if isinstance(index, int) else 0,
-        id=call.get("id") or None,
-        name=fn.get("name") or None,
-        arguments=fn.get("arguments") or "",
-    )
 
 
 def image_to_openai(image: ImagePart) -> dict[str, Any]:
@@ -196,7 +218,9 @@ class OpenAICompatible:
     ``base_url`` is the API root (the part before ``/chat/completions``). ``client`` is an
     optional ``httpx.AsyncClient`` of the host's (transport, proxies, limits); without one the
     mount's own client is used. ``stream_usage`` asks for ``stream_options.include_usage``
-    (switch it off for servers that reject the option).
+    (switch it off for servers that reject the option). ``think_tags`` splits an inline
+    ``<think>…</think>`` at the start of the content into reasoning (see ``think_tags``); switch
+    it off for a model whose answers may legitimately begin with that tag.
     """
 
     name = "openai"
@@ -210,8 +234,10 @@ class OpenAICompatible:
         client: httpx.AsyncClient | None = None,
         headers: Mapping[str, str] | None = None,
         stream_usage: bool = True,
+        think_tags: bool = True,
         max_line_bytes: int = 1 << 20,
     ) -> None:
+        self.think_tags = think_tags
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.default_model = default_model
@@ -280,15 +306,17 @@ class OpenAICompatible:
         return image_to_openai(image)
 
     def new_parser(self) -> OpenAIStreamParser:
-        return OpenAIStreamParser()
+        return OpenAIStreamParser(think_tags=self.think_tags)
 
     async def open(self, request: ChatRequest, http: httpx.AsyncClient) -> SSEUpstream:
+        headers = self.build_headers()  # first: it may sign a new token that secrets() names
         response = await open_event_stream(
             http,
             f"{self.base_url}/chat/completions",
-            headers=self.build_headers(),
+            headers=headers,
             body=self.build_body(request),
             on_json_body=_json_instead_of_stream,
+            secrets=self.secrets(),
         )
         return SSEUpstream(response, self.new_parser(), max_line_bytes=self.max_line_bytes)
 

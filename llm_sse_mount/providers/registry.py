@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import ConfigError
+from ..settings import parse_switch
 from .base import Provider
 
 __all__ = ["PROVIDERS", "provider_from_env"]
@@ -15,7 +16,14 @@ PROVIDERS: dict[str, tuple[str, ...]] = {
     "openai": ("OPENAI_API_KEY",),
     "zhipu": ("ZHIPUAI_API_KEY",),
     "anthropic": ("ANTHROPIC_API_KEY",),
+    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    "openai-responses": ("OPENAI_API_KEY",),
 }
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "")
+    return default if not raw.strip() else parse_switch(name, raw)
 
 
 def _key(env: Mapping[str, str], kind: str) -> str:
@@ -41,7 +49,26 @@ def provider_from_env(env: Mapping[str, str]) -> Provider:
 
         api_key = _key(env, kind)
         return OpenAICompatible(
-            base_url or "https://api.openai.com/v1", api_key, default_model=model or "gpt-4o-mini"
+            base_url or "https://api.openai.com/v1",
+            api_key,
+            default_model=model or "gpt-4o-mini",
+            think_tags=_switch(env, "LLM_SSE_THINK_TAGS", True),
+        )
+    if kind == "gemini":
+        from .gemini import GEMINI_BASE_URL, Gemini
+
+        return Gemini(
+            _key(env, kind),
+            base_url=base_url or GEMINI_BASE_URL,
+            default_model=model or "gemini-2.5-flash",
+        )
+    if kind == "openai-responses":
+        from .openai_responses import OpenAIResponses
+
+        return OpenAIResponses(
+            _key(env, kind),
+            base_url=base_url or "https://api.openai.com/v1",
+            default_model=model or "gpt-5-mini",
         )
     if kind == "zhipu":
         from .zhipu import ZHIPU_BASE_URL, Zhipu

@@ -70,6 +70,8 @@ class Zhipu(OpenAICompatible):
             client=client,
             headers=headers,
             stream_usage=False,
+            # GLM sends its thinking as reasoning_content; a "<think>" in content is answer.
+            think_tags=False,
             max_line_bytes=max_line_bytes,
         )
 

@@ -74,6 +74,7 @@ class ZhipuAuth:
         "_expires_at",
         "_id",
         "_mode",
+        "_previous",
         "_renew_margin",
         "_secret",
         "_signer",
@@ -125,6 +126,8 @@ class ZhipuAuth:
         self._clock = clock
         self._signer = _signer() if mode == "jwt" else None
         self._token: str | None = None
+        # The token before the current one is still valid for up to renew_margin seconds.
+        self._previous: str | None = None
         self._expires_at = 0.0
 
     @property
@@ -137,7 +140,7 @@ class ZhipuAuth:
             return f"Bearer {self._api_key}"
         now = self._clock()
         if self._token is None or now >= self._expires_at - self._renew_margin:
-            self._token = self._sign(now)
+            self._previous, self._token = self._token, self._sign(now)
             self._expires_at = now + self._ttl
         return f"Bearer {self._token}"
 
@@ -149,8 +152,14 @@ class ZhipuAuth:
         return self._signer.encode(body, self._secret, algorithm="HS256", headers=_HEADERS)
 
     def secrets(self) -> tuple[str, ...]:
-        """The key and its signing secret: strings that must never reach a client or a log."""
-        return (self._api_key, self._secret) if self._secret else (self._api_key,)
+        """Strings that must never reach a client or a log: the key, its signing secret, and
+        the signed tokens still valid (a JWT is a bearer credential for its whole life, and an
+        upstream or proxy may echo the ``Authorization`` header in an error body)."""
+        out = [self._api_key]
+        if self._secret:
+            out.append(self._secret)
+        out += [t for t in (self._token, self._previous) if t]
+        return tuple(out)
 
     def __repr__(self) -> str:
         # Mode and timings only: the key, its id and its secret stay out of logs and tracebacks.

@@ -7,7 +7,7 @@
 //     onDelta: (text) => { answer.textContent += text; },
 //     onError: (err) => { console.error(err.code, err.message); },
 //   });
-//   stopButton.onclick = () => stream.cancel();    // aborts the request, and so the upstream call
+//   stopButton.onclick = () => stream.cancel();    // stops the answer: the upstream call ends
 //   const result = await stream.done;             // { text, reasoning, finishReason, usage, ... }
 //
 // or, without callbacks:
@@ -215,6 +215,7 @@ async function httpError(response) {
 export class ChatStream {
   constructor(url, body, options) {
     this._options = options;
+    this._url = url;
     this._controller = new AbortController();
     this._frames = [];
     this._waiters = [];
@@ -240,10 +241,25 @@ export class ChatStream {
     this.done = this._run(url, body);
   }
 
-  /** Stop the answer: aborts the request, so the mount closes its upstream call. */
+  /**
+   * Stop the answer. A stop is not a disconnect: with a resume grace the mount keeps an
+   * answer going when the connection merely drops, so once the stream id is known this asks
+   * the mount to stop it (`POST <base>/chat/<id>/stop`, any worker), then aborts the request.
+   */
   cancel() {
     if (this._finished || this.cancelled) return;
     this.cancelled = true;
+    const streamId = this.result?.streamId;
+    if (streamId) {
+      const fetchImpl = this._options.fetch ?? globalThis.fetch.bind(globalThis);
+      // keepalive: the stop still goes out when the page is closing.
+      fetchImpl(`${this._url}/${encodeURIComponent(streamId)}/stop`, {
+        method: "POST",
+        headers: { ...this._options.headers },
+        keepalive: true,
+        cache: "no-store",
+      }).catch(() => {}); // best effort: the abort below still ends a stream without grace
+    }
     this._controller.abort();
   }
 

@@ -14,7 +14,7 @@ Who calls what::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -26,19 +26,22 @@ __all__ = ["Frame", "StreamInfo", "StreamStore"]
 
 @dataclass(frozen=True, slots=True)
 class StreamInfo:
-    """Where a stream stands: the seq of its last frame (-1 when empty) and whether that
-    frame is its ``Done``."""
+    """Where a stream stands: the seq of its last frame (-1 when empty), whether that frame
+    is its ``Done``, who owns it (a digest of the principal; ``None``: whoever holds the id)
+    and how many readers follow it now."""
 
     last_seq: int
     done: bool
+    owner: str | None = None
+    readers: int = 0
 
 
 @runtime_checkable
 class StreamStore(Protocol):
     """Where frames live between the producer and the readers."""
 
-    async def create(self, stream_id: str) -> None:
-        """Register a new, empty stream (its producer is this process)."""
+    async def create(self, stream_id: str, owner: str | None = None) -> None:
+        """Register a new, empty stream owned by ``owner`` (its producer is this process)."""
         ...
 
     async def append(self, stream_id: str, events: Sequence[StreamEvent]) -> int:
@@ -59,10 +62,19 @@ class StreamStore(Protocol):
         """Count a reader for as long as the context is open (producers stop when abandoned)."""
         ...
 
-    def lease(self, stream_id: str) -> AbstractAsyncContextManager[None]:
+    def lease(
+        self, stream_id: str, on_stop: Callable[[], object] | None = None
+    ) -> AbstractAsyncContextManager[None]:
         """Held by the producer for its whole run: tells readers (on any worker) that the
         stream is still being produced. A stream whose lease lapses before its ``Done`` is
-        lost, and its readers get ``error{stream_lost}`` and ``done``."""
+        lost, and its readers get ``error{stream_lost}`` and ``done``. ``on_stop`` is called
+        when the stream is stopped (:meth:`stop`, from any worker)."""
+        ...
+
+    async def stop(self, stream_id: str) -> bool:
+        """End a running stream with ``done{cancelled}`` now, for every reader, and tell its
+        producer (wherever it runs) to close the upstream. ``False`` if it was not running.
+        The producer's next ``append`` then raises ``StreamInterrupted(code="cancelled")``."""
         ...
 
     async def wait_abandoned(self, stream_id: str, grace: float) -> None:

@@ -27,20 +27,21 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any
 
 import anyio
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..codec import decode, encode
 from ..errors import ConfigError, NotFound, StreamInterrupted
 from ..events import Done, Error, Frame, StreamEvent
+from ..redaction import log_id
 from ..tasks import beside, every
 from .base import StreamInfo
+from .redis_client import AnyRedis, redis_client
+from .redis_presence import ReaderPresence
 from .redis_scripts import APPEND, CREATE, HEARTBEAT
 
 __all__ = ["RedisStore"]
@@ -70,30 +71,17 @@ def _entries(response: Any) -> list[tuple[Any, Any]]:
     return list(response[0][1])
 
 
-@dataclass(eq=False)
-class _Local:
-    """Readers of one stream in this process, so the producer's ``wait_abandoned`` wakes at
-    once when the reader beside it leaves (the common case) without polling Redis."""
-
-    count: int = 0
-    waiters: int = 0
-    changed: anyio.Event = field(default_factory=anyio.Event)
-
-    def notify(self) -> None:
-        event, self.changed = self.changed, anyio.Event()
-        event.set()
-
-
 class RedisStore:
     """Frames in Redis, for several worker processes (see the module docstring for the keys).
 
-    ``url_or_client``: a ``redis://`` URL (the store then owns its client and closes it in
-    :meth:`aclose`) or a ``redis.asyncio.Redis`` of the host's (its ``socket_timeout`` must
-    be longer than ``block``). ``prefix``: key prefix, so several apps can share one Redis.
-    ``retention``: seconds a finished stream stays readable. ``max_frames``: frames one
-    stream may hold (a longer answer is cut with ``error{stream_too_long}``). ``lease_ttl``:
-    seconds after which a producer that stopped heartbeating (its process died) is declared
-    lost. ``block``: the longest a reader waits in one ``XREAD`` before checking the lease.
+    ``url_or_client``: a ``redis://`` or ``redis+cluster://`` URL (:mod:`.redis_client`; the
+    store owns that client and closes it in :meth:`aclose`), or a ``Redis`` / ``RedisCluster``
+    of the host's (its ``socket_timeout`` longer than ``block``). ``prefix``: key prefix, so
+    several apps can share one Redis. ``retention``: seconds a finished stream stays readable.
+    ``max_frames``: frames one stream may hold (a longer answer is cut with
+    ``error{stream_too_long}``). ``lease_ttl``: seconds after which a producer that stopped
+    heartbeating (its process died) is declared lost. ``block``: the longest a reader waits in
+    one ``XREAD`` before checking the lease.
 
     Example::
 
@@ -103,7 +91,7 @@ class RedisStore:
 
     def __init__(
         self,
-        url_or_client: str | aioredis.Redis,
+        url_or_client: str | AnyRedis,
         *,
         prefix: str = "llm_sse:",
         retention: float = 300.0,
@@ -115,12 +103,9 @@ class RedisStore:
         if lease_ttl <= 0 or block <= 0 or max_frames < 1 or batch < 1:
             raise ConfigError("lease_ttl and block must be positive, max_frames and batch >= 1")
         if isinstance(url_or_client, str):
-            self.client = aioredis.Redis.from_url(
-                url_or_client,
-                socket_connect_timeout=2.0,
-                # Longer than one blocking XREAD, short enough that a dead network is noticed.
-                socket_timeout=block + 5.0,
-            )
+            # Longer than one blocking XREAD, short enough that a dead network is noticed.
+            timeout = block + 5.0
+            self.client = redis_client(url_or_client, socket_timeout=timeout, connect_timeout=2.0)
             self._owns_client = True
         else:
             self.client = url_or_client
@@ -137,8 +122,10 @@ class RedisStore:
         # Keep finished streams physically a little longer than ``retention`` (which info()
         # enforces exactly): a reader blocked in XREAD must still find the done frame.
         self._done_ms = int((max(retention, 0.0) + 10.0) * 1000)
-        self._poll = min(0.5, lease_ttl / 4)
-        self._local: dict[str, _Local] = {}
+        self._presence = ReaderPresence(
+            self.client, lambda sid: self._keys(sid)[3], lease_ttl, self._running_ms
+        )
+        self._stoppers: dict[str, list[Callable[[], object]]] = {}
         self._append_script = self.client.register_script(APPEND)
         self._create_script = self.client.register_script(CREATE)
         self._heartbeat_script = self.client.register_script(HEARTBEAT)
@@ -153,11 +140,12 @@ class RedisStore:
 
     # --- producer side ---------------------------------------------------------------------
 
-    async def create(self, stream_id: str) -> None:
+    async def create(self, stream_id: str, owner: str | None = None) -> None:
         _, meta, lease, _ = self._keys(stream_id)
         try:
             created = await self._create_script(
-                keys=[meta, lease], args=[self._token(), self._lease_ms, self._running_ms]
+                keys=[meta, lease],
+                args=[self._token(), self._lease_ms, self._running_ms, owner or ""],
             )
         except _STORE_ERRORS as exc:
             raise _unavailable(exc) from exc
@@ -169,7 +157,12 @@ class RedisStore:
         return secrets.token_hex(8)
 
     async def _run_append(
-        self, stream_id: str, events: Sequence[StreamEvent], *, only_if_lost: bool = False
+        self,
+        stream_id: str,
+        events: Sequence[StreamEvent],
+        *,
+        only_if_lost: bool = False,
+        stop: bool = False,
     ) -> int:
         ends = isinstance(events[-1], Done)
         args: list[str | int | float] = [
@@ -179,6 +172,7 @@ class RedisStore:
             self.max_frames,
             time.time(),
             int(only_if_lost),
+            int(stop),
         ]
         for event in events:
             args.extend(encode(event))
@@ -200,19 +194,41 @@ class RedisStore:
             raise StreamInterrupted("the stream was declared lost", code="stream_lost")
         if last == -1:
             raise StreamInterrupted("the stream expired from the store", code="stream_lost")
+        if last == -5:
+            raise StreamInterrupted("the stream was stopped", code="cancelled")
         return last
 
+    async def stop(self, stream_id: str) -> bool:
+        try:
+            last = await self._run_append(stream_id, (Done("cancelled"),), stop=True)
+        except _STORE_ERRORS as exc:
+            raise _unavailable(exc) from exc
+        if last < 0:
+            return False
+        # A producer in this process hears it at once; one on another worker at its next
+        # append (its next upstream token) or, if its upstream is silent, its next heartbeat.
+        for callback in list(self._stoppers.get(stream_id, ())):
+            callback()
+        return True
+
     @asynccontextmanager
-    async def lease(self, stream_id: str) -> AsyncIterator[None]:
+    async def lease(
+        self, stream_id: str, on_stop: Callable[[], object] | None = None
+    ) -> AsyncIterator[None]:
         token = self._token()
         keys = self._keys(stream_id)
         beat = self.lease_ttl / 3
+        stoppers = self._stoppers.setdefault(stream_id, [])
+        if on_stop is not None:
+            stoppers.append(on_stop)
 
         async def refresh() -> None:
-            await self._heartbeat_script(
+            running = await self._heartbeat_script(
                 keys=[keys[1], keys[2], keys[0], keys[3]],
                 args=[token, self._lease_ms, self._running_ms],
             )
+            if not running and on_stop is not None:
+                on_stop()  # ended without us: stopped (or declared lost) on another worker
 
         async def heartbeat() -> None:
             await every(beat, refresh, "lease heartbeat", errors=_STORE_ERRORS)
@@ -223,91 +239,20 @@ class RedisStore:
         finally:
             # Normally the done frame has removed the lease already. If the producer ended
             # without one, readers learn it at their next XREAD timeout instead of a lease later.
+            if on_stop is not None:
+                stoppers.remove(on_stop)
+            if not stoppers:
+                self._stoppers.pop(stream_id, None)
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), suppress(*_STORE_ERRORS):
                 await self.client.delete(keys[2])
 
     # --- readers ---------------------------------------------------------------------------
 
-    def _local_state(self, stream_id: str) -> _Local:
-        local = self._local.get(stream_id)
-        if local is None:
-            local = self._local[stream_id] = _Local()
-        return local
-
-    def _release_local(self, stream_id: str, local: _Local) -> None:
-        if local.count == 0 and local.waiters == 0:
-            self._local.pop(stream_id, None)
-
-    @asynccontextmanager
-    async def reader(self, stream_id: str) -> AsyncIterator[None]:
-        # Never raises for Redis trouble: presence is best effort, and read() reports the
-        # outage to the client as an error frame.
-        token = self._token()
-        _, _, _, readers = self._keys(stream_id)
-        local = self._local_state(stream_id)
-        local.count += 1
-        local.notify()
-
-        async def present() -> None:
-            expires = int((time.time() + self.lease_ttl) * 1000)
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.zadd(readers, {token: expires})
-                pipe.pexpire(readers, self._running_ms)
-                await pipe.execute()
-
-        async def heartbeat() -> None:
-            await every(
-                self.lease_ttl / 3, present, "reader heartbeat", first=True, errors=_STORE_ERRORS
-            )
-
-        try:
-            async with beside(heartbeat):
-                yield
-        finally:
-            # Leave Redis first: a producer woken by notify() must not count us there.
-            # On a Redis error the entry still expires by its score.
-            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), suppress(*_STORE_ERRORS):
-                await self.client.zrem(readers, token)
-            local.count -= 1
-            local.notify()
-            self._release_local(stream_id, local)
-
-    async def _readers(self, stream_id: str, local: _Local) -> int:
-        if local.count:
-            return local.count
-        try:
-            now_ms = int(time.time() * 1000)
-            count = await self.client.zcount(self._keys(stream_id)[3], now_ms, "+inf")
-        except _STORE_ERRORS as exc:
-            logger.warning("stream %s: cannot count remote readers: %r", stream_id, exc)
-            return 0
-        return int(count)
+    def reader(self, stream_id: str) -> AbstractAsyncContextManager[None]:
+        return self._presence.reader(stream_id)
 
     async def wait_abandoned(self, stream_id: str, grace: float) -> None:
-        local = self._local_state(stream_id)
-        local.waiters += 1
-        try:
-            empty_since: float | None = None
-            while True:
-                changed = local.changed
-                count = await self._readers(stream_id, local)
-                now = anyio.current_time()
-                if count:
-                    empty_since = None
-                    # Local readers wake us when they leave; remote ones are polled.
-                    timeout = self._poll if not local.count else float("inf")
-                else:
-                    if empty_since is None:
-                        empty_since = now
-                    left = grace - (now - empty_since)
-                    if left <= 0:
-                        return
-                    timeout = min(self._poll, left)
-                with anyio.move_on_after(timeout):
-                    await changed.wait()
-        finally:
-            local.waiters -= 1
-            self._release_local(stream_id, local)
+        await self._presence.wait_abandoned(stream_id, grace)
 
     async def read(self, stream_id: str, after: int = -1) -> AsyncIterator[list[Frame]]:
         start = await self.info(stream_id)
@@ -324,7 +269,7 @@ class RedisStore:
                     {frames_key: f"0-{last + 1}"}, count=self.batch, block=block_ms
                 )
             except _STORE_ERRORS as exc:
-                logger.warning("stream %s: reading failed: %r", stream_id, exc)
+                logger.warning("stream %s: reading failed: %r", log_id(stream_id), exc)
                 yield self._closing(last, "store_unavailable", "the stream store is unavailable")
                 return
             entries = _entries(response)
@@ -349,7 +294,7 @@ class RedisStore:
                     if now is None or (now.done and last >= now.last_seq):
                         return
             except (*_STORE_ERRORS, StreamInterrupted) as exc:
-                logger.warning("stream %s: reading failed: %r", stream_id, exc)
+                logger.warning("stream %s: reading failed: %r", log_id(stream_id), exc)
                 yield self._closing(last, "store_unavailable", "the stream store is unavailable")
                 return
             if lost == -1:
@@ -368,7 +313,7 @@ class RedisStore:
             only_if_lost=True,
         )
         if lost >= 0:
-            logger.warning("stream %s: producer lease lapsed; declared lost", stream_id)
+            logger.warning("stream %s: producer lease lapsed; declared lost", log_id(stream_id))
         return lost
 
     @staticmethod
@@ -379,10 +324,12 @@ class RedisStore:
     # --- lookups ---------------------------------------------------------------------------
 
     async def info(self, stream_id: str) -> StreamInfo | None:
+        _, meta, _, readers = self._keys(stream_id)
         try:
-            last, done, end = await self.client.hmget(
-                self._keys(stream_id)[1], ["last", "done", "end"]
-            )
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.hmget(meta, ["last", "done", "end", "owner"])
+                pipe.zcount(readers, int(time.time() * 1000), "+inf")
+                (last, done, end, owner), count = await pipe.execute()
         except _STORE_ERRORS as exc:
             raise _unavailable(exc) from exc
         if last is None:
@@ -390,7 +337,7 @@ class RedisStore:
         finished = done is not None and _text(done) == "1"
         if finished and end is not None and float(_text(end)) + self.retention < time.time():
             return None
-        return StreamInfo(int(last), finished)
+        return StreamInfo(int(last), finished, _text(owner) if owner else None, int(count))
 
     async def exists(self, stream_id: str) -> bool:
         return await self.info(stream_id) is not None

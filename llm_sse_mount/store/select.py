@@ -8,6 +8,7 @@ from ..errors import ConfigError
 from ..settings import parse_int, parse_seconds
 from .base import StreamStore
 from .memory import MemoryStore
+from .redis_client import is_redis_url
 
 __all__ = ["store_from_env"]
 
@@ -22,7 +23,9 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
 
 def store_from_env(env: Mapping[str, str], *, retention: float = 300.0) -> StreamStore:
     """``LLM_SSE_STORE``: ``memory`` or unset → :class:`MemoryStore` (one process);
-    ``redis://…`` / ``rediss://…`` / ``unix://…`` → :class:`~.redis.RedisStore`, tuned by
+    ``redis://…`` / ``rediss://…`` / ``unix://…`` → :class:`~.redis.RedisStore`;
+    ``redis+cluster://…`` / ``rediss+cluster://…`` → the same on a Redis Cluster
+    (see :mod:`.redis_client`). Tuned by
     ``LLM_SSE_STORE_PREFIX`` (default ``llm_sse:``), ``LLM_SSE_STORE_LEASE_TTL`` (seconds,
     default 4) and ``LLM_SSE_STORE_MAX_FRAMES`` (default 100000)."""
     kind = env.get("LLM_SSE_STORE", "").strip()
@@ -31,9 +34,11 @@ def store_from_env(env: Mapping[str, str], *, retention: float = 300.0) -> Strea
     max_frames = parse_int(name, raw_frames, minimum=1) if raw_frames else 100_000
     if kind in ("", "memory"):
         return MemoryStore(retention=retention, max_frames=max_frames)
-    if not kind.startswith(("redis://", "rediss://", "unix://")):
+    if not is_redis_url(kind):
         # The value is not echoed: a store URL may carry a password.
-        raise ConfigError("LLM_SSE_STORE must be 'memory' or a redis:// / rediss:// URL")
+        raise ConfigError(
+            "LLM_SSE_STORE must be 'memory' or a redis:// / rediss:// / redis+cluster:// URL"
+        )
     try:
         from .redis import RedisStore
     except ImportError:  # pragma: no cover - depends on the installed extras

@@ -166,7 +166,7 @@ function bodyOf(chunks, { hang = false, signal } = {}) {
 function stubFetch(chunks, { status = 200, headers = {}, hang = false } = {}) {
   const calls = [];
   const fetch = async (url, init) => {
-    calls.push({ url, init, body: JSON.parse(init.body) });
+    calls.push({ url, init, body: init.body ? JSON.parse(init.body) : null });
     if (init.signal?.aborted) throw new DOMException("aborted", "AbortError");
     const type = status === 200 ? "text/event-stream; charset=utf-8" : "application/json";
     return new Response(status === 200 ? bodyOf(chunks, { hang, signal: init.signal }) : chunks, {
@@ -296,7 +296,7 @@ test("an error frame is reported with its code, then done", async () => {
   assert.deepEqual(log.slice(-2), [["error", "upstream_error", undefined, true], ["done", "error"]]);
 });
 
-test("cancel aborts the request and ends with finish reason cancelled", async () => {
+test("cancel stops the stream by its id, aborts the request, ends as cancelled", async () => {
   const fetch = stubFetch([frame(0, "start", { stream_id: "s", model: "m" }), frame(1, "delta", { text: "a" })], {
     hang: true,
   });
@@ -309,6 +309,10 @@ test("cancel aborts the request and ends with finish reason cancelled", async ()
   stream.cancel();
   const result = await stream.done;
   assert.equal(fetch.calls[0].init.signal.aborted, true);
+  // A stop, not just a disconnect (which a resume grace would survive).
+  assert.equal(fetch.calls[1].url, "/llm/chat/s/stop");
+  assert.equal(fetch.calls[1].init.method, "POST");
+  assert.equal(fetch.calls[1].init.keepalive, true);
   assert.equal(result.finishReason, "cancelled");
   assert.equal(result.error, null);
   assert.equal(result.text, "a");
