@@ -99,6 +99,8 @@ class ChatRequest:
                 total += _json_chars(tool.parameters)
         if isinstance(self.tool_choice, Mapping):
             total += _json_chars(self.tool_choice)
+        if self.response_format is not None and self.response_format.schema:
+            total += _json_chars(self.response_format.schema)  # the schema is prompt too
         return total
 
     @property

@@ -17,13 +17,18 @@ from starlette.routing import Mount
 
 from llm_sse_mount import LLMMount, Zhipu
 from llm_sse_mount.providers.anthropic import Anthropic
+from llm_sse_mount.providers.gemini import Gemini
 from llm_sse_mount.providers.openai import OpenAICompatible
+from llm_sse_mount.providers.openai_responses import OpenAIResponses
 from llm_sse_mount.providers.scripted import Scripted
 from llm_sse_mount.settings import env_overrides
 
 from .support.anthropic_stream import TextBlock, Thinking, anthropic_stream
 from .support.anthropic_stream import Tool as ToolBlock
 from .support.fake_upstream import Body, FakeUpstream, openai_stream
+from .support.gemini_stream import gemini_stream
+from .support.responses_stream import Text as ResponsesText
+from .support.responses_stream import responses_stream
 from .support.servers import ServerThread
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
@@ -381,3 +386,54 @@ def test_ai_sdk_image_file_parts_reach_the_upstream_as_images(
         {"type": "text", "text": "what is it?"},
         {"type": "image_url", "image_url": {"url": PNG}},
     ]
+
+
+# --- Gemini and an OpenAI Responses upstream -------------------------------------------------
+
+
+def test_gemini_gets_inline_images_and_a_json_schema(
+    fake_upstream: FakeUpstream, serve_app: Callable[..., ServerThread]
+) -> None:
+    fake_upstream.push(gemini_stream(['{"city": "Oslo", "days": 3}']))
+    url = start(serve_app, Gemini("g-key", base_url=fake_upstream.url), model="gemini-test")
+    completion = sdk(url).chat.completions.create(
+        model="gemini-test",
+        messages=[image_message(PNG)],
+        response_format={"type": "json_schema", "json_schema": {"name": "T", "schema": SCHEMA}},
+    )
+    assert json.loads(completion.choices[0].message.content or "") == {"city": "Oslo", "days": 3}
+    sent = fake_upstream.requests[0].json
+    assert sent["contents"][0]["parts"] == [
+        {"text": "what is it?"},
+        {"inlineData": {"mimeType": "image/png", "data": PNG_B64}},
+    ]
+    config = sent["generationConfig"]
+    assert config["responseMimeType"] == "application/json"
+    assert config["responseJsonSchema"] == SCHEMA
+    # Gemini fetches no arbitrary URL: refused before any upstream call.
+    with pytest.raises(openai.BadRequestError) as exc:
+        sdk(url).chat.completions.create(model="gemini-test", messages=[image_message(HTTPS_IMAGE)])
+    assert exc.value.code == "unsupported_content"
+    assert len(fake_upstream.requests) == 1
+
+
+def test_a_responses_upstream_gets_input_images_text_format_and_effort(
+    fake_upstream: FakeUpstream, serve_app: Callable[..., ServerThread]
+) -> None:
+    fake_upstream.push(responses_stream([ResponsesText('{"a": 1}')]))
+    provider = OpenAIResponses("sk-test", base_url=fake_upstream.url)
+    url = start(serve_app, provider, model="gpt-test")
+    completion = sdk(url).chat.completions.create(
+        model="gpt-test",
+        messages=[image_message(HTTPS_IMAGE)],
+        response_format={"type": "json_schema", "json_schema": {"name": "T", "schema": SCHEMA}},
+        reasoning_effort="low",
+    )
+    assert completion.choices[0].message.content == '{"a": 1}'
+    sent = fake_upstream.requests[0].json
+    assert sent["input"][0]["content"] == [
+        {"type": "input_text", "text": "what is it?"},
+        {"type": "input_image", "image_url": HTTPS_IMAGE, "detail": "high"},
+    ]
+    assert sent["text"] == {"format": {"type": "json_schema", "name": "T", "schema": SCHEMA}}
+    assert sent["reasoning"]["effort"] == "low"

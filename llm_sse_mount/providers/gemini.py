@@ -64,7 +64,7 @@ from ..errors import UpstreamError
 from ..events import Finish, FinishReason, ProviderEvent, ReasoningDelta, TextDelta, Usage
 from ..request import ChatRequest
 from ..sse_decoder import ServerSentEvent
-from .gemini_request import build_gemini_body
+from .gemini_request import build_gemini_body, gemini_capabilities
 from .http import (
     SSEUpstream,
     incomplete_unless,
@@ -286,6 +286,8 @@ class Gemini:
             **self._extra_headers,
             "x-goog-api-key": self._api_key,
         }
+
+    capabilities = gemini_capabilities
 
     def build_body(self, request: ChatRequest) -> dict[str, Any]:
         return build_gemini_body(request, include_thoughts=self.include_thoughts)

@@ -299,7 +299,7 @@ class OpenAICompatible:
 
     def capabilities(self, model: str) -> Capabilities:
         """Everything, passed on as is: what a server cannot take, it refuses itself."""
-        return _EVERYTHING
+        return openai_capabilities(self, model)
 
     def image_part(self, image: ImagePart) -> dict[str, Any]:
         """One image in this server's form (OpenAI's ``image_url`` part)."""
@@ -335,6 +335,11 @@ def response_format_to_openai(fmt: ResponseFormat) -> dict[str, Any]:
 _EVERYTHING = Capabilities(
     image_urls=True, image_data=True, response_formats=frozenset({"json_object", "json_schema"})
 )
+
+
+def openai_capabilities(provider: object, model: str) -> Capabilities:
+    """What an OpenAI API server takes: everything, passed on as is."""
+    return _EVERYTHING
 
 
 def _json_instead_of_stream(payload: Any) -> UpstreamError:
