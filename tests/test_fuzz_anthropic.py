@@ -33,6 +33,7 @@ ERROR_TYPES = {
     403: "permission_error",
     404: "not_found_error",
     413: "request_too_large",
+    415: "invalid_request_error",  # a body not sent as application/json
     429: "rate_limit_error",
 }
 
@@ -202,7 +203,8 @@ def test_fuzzed_message_bodies_get_an_answer_or_a_clean_anthropic_error() -> Non
             {"x-api-key": TOKEN},
         )
         def one(body: bytes, hdrs: dict[str, str]) -> None:
-            response = client.post("/llm/v1/messages", content=body, headers=hdrs)
+            json_body = {"content-type": "application/json", **hdrs}  # the SDK always sends it
+            response = client.post("/llm/v1/messages", content=body, headers=json_body)
             seen[response.status_code] = seen.get(response.status_code, 0) + 1
             check(response)
 

@@ -13,6 +13,8 @@ import openai
 import pytest
 
 from llm_sse_mount.core.access import BearerTokens, Principal
+from llm_sse_mount.request import ChatRequest, Message
+from llm_sse_mount.usage_estimate import prompt_tokens
 
 from .support.access_apps import CHAT, host_app, quick_mount
 from .support.servers import ServerThread
@@ -152,7 +154,8 @@ def test_count_tokens_answers_an_estimate_without_an_upstream_call(url: str) -> 
     count = client.messages.count_tokens(
         model="m1", system="Be brief.", messages=[{"role": "user", "content": "x" * 400}]
     )
-    assert count.input_tokens == (len("Be brief.") + 400 + 3) // 4
+    system, user = Message("system", "Be brief."), Message("user", "x" * 400)
+    assert count.input_tokens == prompt_tokens(ChatRequest((system, user), "m1"))
     assert (count.model_extra or {})["estimated"] is True
     with pytest.raises(anthropic.PermissionDeniedError):
         client.with_options(api_key="tok-m1").messages.count_tokens(
