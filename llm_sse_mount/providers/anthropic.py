@@ -40,7 +40,7 @@ from ..events import (
 from ..request import ChatRequest, Message
 from ..sse_decoder import ServerSentEvent
 from . import anthropic_extras as extras
-from .http import SSEUpstream, incomplete_unless, open_event_stream
+from .http import SSEUpstream, incomplete_unless, json_object, open_event_stream
 
 __all__ = ["Anthropic", "AnthropicStreamParser"]
 
@@ -95,16 +95,7 @@ class AnthropicStreamParser:
         self._tool_has_arguments: dict[int, bool] = {}
 
     def feed(self, event: ServerSentEvent) -> Iterable[ProviderEvent]:
-        try:
-            data = json.loads(event.data)
-        except ValueError:
-            raise UpstreamError(
-                "the upstream sent a data line that is not JSON", code="upstream_bad_response"
-            ) from None
-        if not isinstance(data, dict):
-            raise UpstreamError(
-                "the upstream sent a JSON value that is not an event", code="upstream_bad_response"
-            )
+        data = json_object(event)
         kind = data.get("type") or event.event
         if kind == "content_block_delta":  # nearly every event: checked first
             return self._delta(data)

@@ -68,6 +68,7 @@ from .gemini_request import build_gemini_body, gemini_capabilities
 from .http import (
     SSEUpstream,
     incomplete_unless,
+    json_object,
     open_event_stream,
     parse_retry_after,
     status_error,
@@ -162,19 +163,9 @@ class GeminiStreamParser:
         self._tools = ToolCallAssembler()
 
     def feed(self, event: ServerSentEvent) -> Iterable[ProviderEvent]:
-        try:
-            chunk = json.loads(event.data)
-        except ValueError:
-            raise UpstreamError(
-                "the upstream sent a data line that is not JSON", code="upstream_bad_response"
-            ) from None
-        if isinstance(chunk, Mapping) and "error" in chunk:
+        chunk = json_object(event, "a response chunk")
+        if "error" in chunk:
             raise google_error(chunk) or UpstreamError("upstream error", code="upstream_error")
-        if not isinstance(chunk, Mapping):
-            raise UpstreamError(
-                "the upstream sent a JSON value that is not a response chunk",
-                code="upstream_bad_response",
-            )
         out: list[ProviderEvent] = []
         usage = _usage(chunk.get("usageMetadata"))
         if usage is not None:

@@ -206,6 +206,22 @@ async def open_event_stream(
     return response
 
 
+def json_object(event: ServerSentEvent, what: str = "an event") -> dict[str, Any]:
+    """The JSON object an upstream's SSE event carries; ``upstream_bad_response`` for a data
+    line that is not JSON or not an object (every vendor's parser starts with this)."""
+    try:
+        data = json.loads(event.data)
+    except ValueError:
+        raise UpstreamError(
+            "the upstream sent a data line that is not JSON", code="upstream_bad_response"
+        ) from None
+    if not isinstance(data, dict):
+        raise UpstreamError(
+            f"the upstream sent a JSON value that is not {what}", code="upstream_bad_response"
+        )
+    return data
+
+
 def incomplete_unless(reason_seen: bool) -> tuple[()]:
     """What a parser's ``end_of_body`` says when the body ended without the vendor's end
     marker: nothing more if a finish/stop reason was seen (complete enough: some servers omit

@@ -20,7 +20,6 @@ What the parser copes with, all seen in the wild:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -39,7 +38,7 @@ from ..events import (
 from ..request import ChatRequest, ImagePart, Message, ResponseFormat, TextPart
 from ..sse_decoder import ServerSentEvent
 from .capabilities import Capabilities
-from .http import SSEUpstream, incomplete_unless, open_event_stream
+from .http import SSEUpstream, incomplete_unless, json_object, open_event_stream
 from .think_tags import ThinkTagSplitter
 from .tool_calls import ToolCallAssembler
 
@@ -103,16 +102,7 @@ class OpenAIStreamParser:
             out: list[ProviderEvent] = []
             self._flush(out)
             return out
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise UpstreamError(
-                "the upstream sent a data line that is not JSON", code="upstream_bad_response"
-            ) from None
-        if not isinstance(chunk, dict):
-            raise UpstreamError(
-                "the upstream sent a JSON value that is not a chunk", code="upstream_bad_response"
-            )
+        chunk = json_object(event, "a chunk")
         if chunk.get("error") or event.event == "error":
             raise mid_stream_error(chunk)
         out = []

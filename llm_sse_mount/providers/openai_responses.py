@@ -56,7 +56,6 @@ before the stream are OpenAI's JSON error bodies (the generic mapping of ``http`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -66,7 +65,7 @@ from ..errors import RequestError, UpstreamError
 from ..events import Finish, FinishReason, ProviderEvent, ReasoningDelta, TextDelta, Usage
 from ..request import ChatRequest, ImagePart, Message, ResponseFormat
 from ..sse_decoder import ServerSentEvent
-from .http import SSEUpstream, incomplete_unless, open_event_stream
+from .http import SSEUpstream, incomplete_unless, json_object, open_event_stream
 from .openai import mid_stream_error, openai_capabilities
 from .tool_calls import ToolCallAssembler
 
@@ -204,16 +203,7 @@ class ResponsesStreamParser:
         if event.data == "[DONE]":
             self.finished = True
             return ()
-        try:
-            data = json.loads(event.data)
-        except ValueError:
-            raise UpstreamError(
-                "the upstream sent a data line that is not JSON", code="upstream_bad_response"
-            ) from None
-        if not isinstance(data, Mapping):
-            raise UpstreamError(
-                "the upstream sent a JSON value that is not an event", code="upstream_bad_response"
-            )
+        data = json_object(event)
         kind = data.get("type") or event.event
         delta = data.get("delta")
         if kind == "response.output_text.delta" and isinstance(delta, str) and delta:
