@@ -1,8 +1,16 @@
 """The mount under test, built from the environment, as a uvicorn factory.
 
 ``BENCH_UPSTREAM_BASE`` is the fake upstream's OpenAI base URL (``http://127.0.0.1:PORT/v1``).
-The same app serves both mount variants: ``POST /chat`` (native) and
-``POST /v1/chat/completions`` (OpenAI-compatible); the runner starts one process per variant.
+The same app serves every mount variant: ``POST /chat`` (native), ``POST /v1/chat/completions``
+(OpenAI-compatible), ``POST /v1/responses``; the runner starts one process per variant.
+
+Variant flags (environment):
+
+- ``BENCH_STORE=redis``: a :class:`~llm_sse_mount.store.redis.RedisStore` on ``REDIS_URL``
+  (default ``redis://127.0.0.1:6379/0``) under a key prefix unique to the process.
+- ``BENCH_TELEMETRY=1``: OpenTelemetry spans and metrics on (an SDK configured as a host would,
+  exporting nowhere) plus Prometheus metrics; unavailable until the mount takes ``otel=``.
+- ``BENCH_MOUNT_KEEPALIVE=N``: a client of ours with N idle upstream connections.
 
 ``python -m bench.mount_app --check`` exits 0 when the mount can be built, or prints the reason
 it cannot and exits 1; the runner uses it to skip the mount variants with a clear line.
@@ -38,7 +46,53 @@ def create_app() -> Any:
             timeout=httpx.Timeout(10.0, read=None),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=int(keepalive)),
         )
-    return LLMMount(provider=provider, model="bench-model", ping_interval=15, http_client=client)
+    extra: dict[str, Any] = {}
+    if os.environ.get("BENCH_STORE") == "redis":
+        extra["store"] = _redis_store()
+    if os.environ.get("BENCH_TELEMETRY") == "1":
+        extra.update(_telemetry(LLMMount))
+    return LLMMount(
+        provider=provider, model="bench-model", ping_interval=15, http_client=client, **extra
+    )
+
+
+def _redis_store() -> Any:
+    try:
+        from llm_sse_mount.store.redis import RedisStore
+    except ImportError as exc:
+        raise MountUnavailable(f"the Redis store is not usable ({exc})") from exc
+    import redis.asyncio as aioredis
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    # Our own client: redis-py 8 caps a pool at 100 connections, and every open stream holds
+    # one for its blocking XREAD, so RedisStore(url) fails streams past ~64 with
+    # MaxConnectionsError (a finding of this bench; the store should size its pool).
+    client = aioredis.Redis.from_url(
+        url, socket_connect_timeout=2.0, socket_timeout=6.0, max_connections=8192
+    )
+    # A short retention: the bench writes ~10^5 frames a run, and Redis is shared.
+    return RedisStore(client, prefix=f"bench:{os.getpid()}:", retention=30.0)
+
+
+def _telemetry(mount: type) -> dict[str, Any]:
+    """The options that switch spans and metrics on, with an OpenTelemetry SDK that records
+    everything and exports nowhere (so the instrumentation is measured, not an exporter)."""
+    import inspect
+
+    params = inspect.signature(mount).parameters
+    if "otel" not in params:
+        raise MountUnavailable("this mount has no telemetry options yet (otel=, metrics=)")
+    try:
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+    except ImportError as exc:
+        raise MountUnavailable(f"opentelemetry-sdk is not installed ({exc})") from exc
+    # A tracer provider with no span processor still creates and ends every span.
+    trace.set_tracer_provider(TracerProvider())
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    return {"otel": True, "metrics": True} if "metrics" in params else {"otel": True}
 
 
 def main() -> None:
