@@ -3,9 +3,9 @@ a burst of new streams must not walk every kept stream once each (O(N x kept))."
 
 from __future__ import annotations
 
-import time
 from collections.abc import ItemsView
 
+import anyio
 import pytest
 
 from llm_sse_mount.events import Done, Start, TextDelta
@@ -46,7 +46,7 @@ async def test_expired_streams_are_swept_once_the_interval_passed(
     monkeypatch.setattr(memory, "SWEEP_EVERY", 0.05)
     store = MemoryStore(retention=0.05)
     await _finished(store, "old")
-    time.sleep(0.12)
+    await anyio.sleep(0.12)
     await store.create("new")
     assert len(store) == 1
     assert not await store.exists("old")
@@ -55,7 +55,7 @@ async def test_expired_streams_are_swept_once_the_interval_passed(
 async def test_an_expired_stream_is_gone_even_before_a_sweep_removes_it() -> None:
     store = MemoryStore(retention=0.05)
     await _finished(store, "old")
-    time.sleep(0.1)
+    await anyio.sleep(0.1)
     assert len(store) == 1  # expired, not swept yet (no create since)
     assert await store.info("old") is None
     assert not await store.exists("old")
