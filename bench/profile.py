@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     p.add_argument("--http", choices=("h11", "httptools"), default="h11")
     p.add_argument(
-        "--format", choices=("flamegraph", "raw", "speedscope"), default="flamegraph",
+        "--format",
+        choices=("flamegraph", "raw", "speedscope"),
+        default="flamegraph",
         help="py-spy output: an SVG flame graph, or collapsed stacks (raw) to grep",
     )
     p.add_argument("--out", type=Path, help="SVG path (default bench/results/flame-<variant>.svg)")

@@ -74,7 +74,18 @@ def figures(raw: dict[str, Any]) -> dict[str, Any]:
             s["rounds"] = len(phases)
             rows[name][int(n)] = s
     for name, by_n in rows.items():
+        v = VARIANTS.get(name)
+        floor_phases = raw["targets"].get(v.floor if v else "", {})
         for n, s in by_n.items():
+            # Round r of a variant ran next to round r of its floor: the ratio per round shows
+            # how far machine noise moves the figure (the pooled ratio is the headline).
+            per_round = [
+                ratio(_per_token(a), _per_token(b))
+                for a, b in zip(raw["targets"][name][n], floor_phases.get(n, ()), strict=False)
+            ]
+            known = sorted(r for r in per_round if r is not None)
+            s["cpu_ratio_rounds"] = known
+            s["cpu_ratio_spread"] = (known[0], known[-1]) if known and name != v.floor else None
             base = rows.get("direct", {}).get(n, {})
             for key in ("ttft_p50", "ttft_p99", "gap_p50", "gap_p99"):
                 s[f"added_{key}"] = diff(s[key], base.get(key)) if name != "direct" else None
@@ -88,6 +99,12 @@ def figures(raw: dict[str, Any]) -> dict[str, Any]:
                 diff(s["gap_p99"], floor_row.get("gap_p99")) if v and v.app else None
             )
     return rows
+
+
+def _per_token(phase: dict[str, Any]) -> float | None:
+    relay = phase["cpu_s"].get("relay")
+    tokens = sum(st["tokens"] for st in phase["streams"])
+    return relay / tokens * 1e6 if relay is not None and tokens else None
 
 
 def _f(value: float | None, digits: int = 1, signed: bool = False) -> str:
@@ -125,12 +142,15 @@ def markdown(result: dict[str, Any]) -> str:
     out += [
         "## Latency and relay CPU",
         "",
-        "Times in ms. *+x* = the variant's own percentile minus direct's at the same concurrency.",
+        "Times in ms. *+x* = the variant's own percentile minus direct's at the same concurrency. "
+        "*× passthrough*: relay CPU per token against the passthrough on the same server (plain, "
+        "or `+std` against `passthrough+std`), pooled over the rounds; *per round*: the lowest "
+        "and highest ratio of one round (variant and floor ran side by side), i.e. the noise.",
         "",
         "| variant | N | streams | TTFT p50 | TTFT p99 | +TTFT p50 | +TTFT p99 | gap p50 | gap p99 "
         "| +gap p50 | +gap p99 | gap p99 − passthrough's | max gap | relay µs/token | × passthrough "
-        "| errors |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| × per round (min–max) | errors |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for n in sorted({n for by_n in rows.values() for n in by_n}):
         for name, by_n in rows.items():
@@ -152,6 +172,9 @@ def markdown(result: dict[str, Any]) -> str:
                 _f(s["gap_max"]),
                 _f(s["relay_us_per_token"], 0),
                 _f(s["cpu_vs_passthrough"], 2),
+                "–"
+                if not s.get("cpu_ratio_spread")
+                else f"{s['cpu_ratio_spread'][0]:.2f}–{s['cpu_ratio_spread'][1]:.2f}",
                 str(errors),
             ]
             out.append("| " + " | ".join(cells) + " |")

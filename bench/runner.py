@@ -208,29 +208,32 @@ class Runner:
                     self.say(_line(name, n, rnd, result))
 
     def ramp(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for name, target in self.targets.items():
-            levels: list[dict[str, Any]] = []
-            sustained = 0
-            for n in self.cfg.ramp:
+        """Rising levels, every variant still passing at each level before the next level
+        (interleaved like the matrix, so a noisy minute hits all variants, not one)."""
+        levels: dict[str, list[dict[str, Any]]] = {name: [] for name in self.targets}
+        alive = list(self.targets)
+        for i, n in enumerate(self.cfg.ramp):
+            shift = i % len(alive) if alive else 0
+            for name in alive[shift:] + alive[:shift]:
+                target = self.targets[name]
                 phases = target.phases.get(n) or [self.phase(target, n)]
                 level = _ramp_level(n, phases, reused=n in target.phases)
                 if not level["ok"]:  # one hiccup on a shared machine must not decide: retry once
                     level = _ramp_level(n, [self.phase(target, n)], reused=False, retried=True)
-                levels.append(level)
-                ok = level["ok"]
+                levels[name].append(level)
                 self.say(
                     f"  ramp {name:13} N={n:<4} max gap {_f(level['gap_max'])} ms "
                     f"errors {level['errors']}{' (retry)' if level['retried'] else ''} "
-                    f"-> {'ok' if ok else 'FAIL'}"
+                    f"-> {'ok' if level['ok'] else 'FAIL'}"
                 )
-                if not ok:
-                    break
-                sustained = n
+            alive = [name for name in alive if levels[name][-1]["ok"]]
+        out: dict[str, dict[str, Any]] = {}
+        for name, done in levels.items():
+            passed = [lv["n"] for lv in done if lv["ok"]]
             out[name] = {
-                "levels": levels,
-                "max_sustained": sustained,
-                "capped": bool(levels) and levels[-1]["ok"],
+                "levels": done,
+                "max_sustained": passed[-1] if passed else 0,
+                "capped": bool(done) and done[-1]["ok"],
             }
         return out
 

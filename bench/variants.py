@@ -62,6 +62,16 @@ _BASE = (
         {"messages": MESSAGES},
         env={"BENCH_STORE": "redis"},
     ),
+    # The mount with httpx's default of 20 idle upstream connections (its own default is 4).
+    Variant(
+        "mount-native-ka20",
+        MOUNT,
+        "/chat",
+        "native",
+        {"messages": MESSAGES},
+        env={"BENCH_MOUNT_KEEPALIVE": "20"},
+        default=False,
+    ),
     # Spans and metrics on; skipped while the mount has no telemetry hook to switch on.
     Variant(
         "mount-telemetry",
