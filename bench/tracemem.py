@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=128)
     p.add_argument("--depth", type=int, default=3, help="frames of each traceback shown")
     p.add_argument("--collect", action="store_true", help="gc.collect() before the second snapshot")
+    p.add_argument("--md", type=Path, help="also write the by-owner table as markdown here")
     p.add_argument("--grep", default="", help="show only the sites whose traceback has this")
     args = p.parse_args(argv)
     variant = VARIANTS[args.variant]
@@ -135,6 +136,19 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.variant}: {ready['open']} open, traced {diff['per_stream_total'] / 1024:.1f} KiB/stream"
     )
+    if args.md:
+        lines = [
+            f"# tracemalloc: {args.variant}, {ready['open']} streams held open",
+            "",
+            f"Command: `python -m bench.tracemem --variant {args.variant} --n {args.n}"
+            f"{' --collect' if args.collect else ''}`. Traced growth: "
+            f"{diff['per_stream_total'] / 1024:.1f} KiB per open stream.",
+            "",
+            "| owner (innermost frame of our code, else of a package) | bytes per stream |",
+            "|---|--:|",
+            *(f"| `{o}` | {b:.0f} |" for o, b in diff["by_owner"][:25] if abs(b) >= 64),
+        ]
+        args.md.write_text("\n".join(lines) + "\n")
     print("by owner (innermost frame of our code, else of a package):")
     for owner, size in diff["by_owner"]:
         if abs(size) >= 64:
