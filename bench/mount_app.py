@@ -61,17 +61,9 @@ def _redis_store() -> Any:
         from llm_sse_mount.store.redis import RedisStore
     except ImportError as exc:
         raise MountUnavailable(f"the Redis store is not usable ({exc})") from exc
-    import redis.asyncio as aioredis
-
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    # Our own client: redis-py 8 caps a pool at 100 connections, and every open stream holds
-    # one for its blocking XREAD, so RedisStore(url) fails streams past ~64 with
-    # MaxConnectionsError (a finding of this bench; the store should size its pool).
-    client = aioredis.Redis.from_url(
-        url, socket_connect_timeout=2.0, socket_timeout=6.0, max_connections=8192
-    )
     # A short retention: the bench writes ~10^5 frames a run, and Redis is shared.
-    return RedisStore(client, prefix=f"bench:{os.getpid()}:", retention=30.0)
+    return RedisStore(url, prefix=f"bench:{os.getpid()}:", retention=30.0)
 
 
 def _telemetry(mount: type) -> dict[str, Any]:

@@ -35,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--n", type=int, default=256, help="concurrent streams per phase")
     p.add_argument("--rounds", type=int, default=2, help="phases under the profiler")
+    p.add_argument(
+        "--warm",
+        type=int,
+        default=4,
+        help="streams run before profiling (in batches of --n at most): a long-running relay "
+        "keeps every finished stream for its retention, and some costs grow with them",
+    )
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     p.add_argument("--http", choices=("h11", "httptools"), default="h11")
@@ -67,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         if target is None or target.child is None:
             print(f"relay did not start: {reason}", file=sys.stderr)
             return 1
-        runner.phase(target, 4)  # warm-up: imports, the upstream client
+        left = args.warm  # warm-up: imports, the upstream client, finished streams kept
+        while left > 0:
+            runner.phase(target, min(left, args.n))
+            left -= args.n
         spy = subprocess.Popen(
             [
                 pyspy,
