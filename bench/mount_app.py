@@ -8,8 +8,8 @@ Variant flags (environment):
 
 - ``BENCH_STORE=redis``: a :class:`~llm_sse_mount.store.redis.RedisStore` on ``REDIS_URL``
   (default ``redis://127.0.0.1:6379/0``) under a key prefix unique to the process.
-- ``BENCH_TELEMETRY=1``: OpenTelemetry spans and metrics on (an SDK configured as a host would,
-  exporting nowhere) plus Prometheus metrics; unavailable until the mount takes ``otel=``.
+- ``BENCH_MOUNT_TELEMETRY=on``: OpenTelemetry (an SDK exporting nowhere), Prometheus and the
+  JSON log line (see :func:`_telemetry`).
 - ``BENCH_MOUNT_KEEPALIVE=N``: a client of ours with N idle upstream connections.
 
 ``python -m bench.mount_app --check`` exits 0 when the mount can be built, or prints the reason
@@ -49,10 +49,13 @@ def create_app() -> Any:
     extra: dict[str, Any] = {}
     if os.environ.get("BENCH_STORE") == "redis":
         extra["store"] = _redis_store()
-    if os.environ.get("BENCH_TELEMETRY") == "1":
-        extra.update(_telemetry(LLMMount))
     return LLMMount(
-        provider=provider, model="bench-model", ping_interval=15, http_client=client, **extra
+        provider=provider,
+        model="bench-model",
+        ping_interval=15,
+        http_client=client,
+        **_telemetry(os.environ.get("BENCH_MOUNT_TELEMETRY", "off")),
+        **extra,
     )
 
 
@@ -66,25 +69,23 @@ def _redis_store() -> Any:
     return RedisStore(url, prefix=f"bench:{os.getpid()}:", retention=30.0)
 
 
-def _telemetry(mount: type) -> dict[str, Any]:
-    """The options that switch spans and metrics on, with an OpenTelemetry SDK that records
-    everything and exports nowhere (so the instrumentation is measured, not an exporter)."""
-    import inspect
+def _telemetry(mode: str) -> dict[str, Any]:
+    """``BENCH_MOUNT_TELEMETRY=on``: OpenTelemetry (an SDK exporting nowhere), Prometheus and
+    the JSON log line (written to /dev/null), to measure what telemetry costs a relay; ``off``
+    (default): none of it."""
+    if mode == "off":
+        return {"otel": False}
+    if mode != "on":
+        raise MountUnavailable(f"BENCH_MOUNT_TELEMETRY must be on or off, not {mode!r}")
+    import logging
 
-    params = inspect.signature(mount).parameters
-    if "otel" not in params:
-        raise MountUnavailable("this mount has no telemetry options yet (otel=, metrics=)")
-    try:
-        from opentelemetry import metrics, trace
-        from opentelemetry.sdk.metrics import MeterProvider
-        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-        from opentelemetry.sdk.trace import TracerProvider
-    except ImportError as exc:
-        raise MountUnavailable(f"opentelemetry-sdk is not installed ({exc})") from exc
-    # A tracer provider with no span processor still creates and ends every span.
-    trace.set_tracer_provider(TracerProvider())
-    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
-    return {"otel": True, "metrics": True} if "metrics" in params else {"otel": True}
+    from .telemetry_cost import _otel
+
+    logger = logging.getLogger("llm_sse_mount.streams")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(logging.StreamHandler(open(os.devnull, "w")))  # noqa: SIM115
+    return {"observers": [_otel()], "metrics": True, "log_format": "json"}
 
 
 def main() -> None:

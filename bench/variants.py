@@ -5,7 +5,7 @@ Every relay variant also has a ``+std`` twin run under ``uvicorn[standard]`` (``
 measured side by side in one interleaved run (each against its own passthrough).
 
 Flags that change the mount without changing its route are environment variables read by
-``bench.mount_app`` (``BENCH_STORE=redis``, ``BENCH_TELEMETRY=1``): a variant is the route plus
+``bench.mount_app`` (``BENCH_STORE=redis``, ``BENCH_MOUNT_TELEMETRY=on``): a variant is the route plus
 those variables, so one more configuration is one more row here.
 """
 
@@ -72,14 +72,14 @@ _BASE = (
         env={"BENCH_MOUNT_KEEPALIVE": "20"},
         default=False,
     ),
-    # Spans and metrics on; skipped while the mount has no telemetry hook to switch on.
+    # OpenTelemetry, Prometheus and the JSON log line on.
     Variant(
         "mount-telemetry",
         MOUNT,
         "/chat",
         "native",
         {"messages": MESSAGES},
-        env={"BENCH_TELEMETRY": "1"},
+        env={"BENCH_MOUNT_TELEMETRY": "on"},
         default=False,
     ),
 )

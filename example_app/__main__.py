@@ -27,7 +27,7 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.N
     parser = argparse.ArgumentParser(
         prog="python -m example_app",
         description="Serve the llm_sse_mount example: a chat page at / and the mount at /llm.",
-        epilog="Real model: LLM_SSE_PROVIDER=openai LLM_SSE_API_KEY=sk-... (see docs/browser.md)",
+        epilog="Real model: LLM_SSE_PROVIDER=openai LLM_SSE_API_KEY=sk-... (docs/providers.md)",
     )
     parser.add_argument(
         "--host",

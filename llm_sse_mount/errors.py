@@ -218,6 +218,9 @@ _TABLE: dict[str, tuple[int, bool, type[LLMSSEError], str]] = {
         "a message part this mount or its upstream cannot take",
     ),
     "parameter_not_allowed": (400, False, _R, "the host does not let clients set this field"),
+    "invalid_image": (400, False, _R, "an image that is neither an https URL nor a data: URI"),
+    "too_many_images": (400, False, _R, "more images than ``max_images``"),
+    "image_too_large": (400, False, _R, "a data: image larger than ``max_image_bytes``"),
     "model_required": (400, False, _R, "no model given and the mount has no default"),
     "unknown_model": (400, False, _R, "the model is not in the mount's allow-list"),
     "unknown_format": (400, False, _R, "``?format=`` names no format"),
@@ -246,6 +249,12 @@ _TABLE: dict[str, tuple[int, bool, type[LLMSSEError], str]] = {
     # routes and streams
     "not_found": (404, False, NotFound, "no such route"),
     "stream_not_found": (404, False, NotFound, "no such stream (or not yours, or expired)"),
+    "model_not_found": (
+        404,
+        False,
+        NotFound,
+        "no such model here (or not one this caller may use)",
+    ),
     "method_not_allowed": (405, False, _R, "the route does not take this method"),
     # the upstream
     "upstream_error": (502, True, _U, "the upstream failed (5xx, or an error frame)"),

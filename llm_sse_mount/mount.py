@@ -12,13 +12,14 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
-from starlette.routing import Router
+from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from .core.access import Access, Authorize
 from .core.context import StreamContext
 from .core.http_client import ClientPool
 from .core.limits import Limiter, Limits, LimitStore
+from .core.observe import StreamObserver
 from .core.records import OnComplete
 from .core.relay import Relay
 from .core.shutdown import ShutdownSignal
@@ -29,6 +30,7 @@ from .routes import not_found, route_table
 from .settings import DEFAULTS, Settings
 from .store.base import StreamStore
 from .store.memory import MemoryStore
+from .telemetry.config import Telemetry, build_telemetry
 
 __all__ = ["LLMMount"]
 
@@ -56,6 +58,7 @@ class LLMMount:
     browser origins allowed: see :mod:`.edge`),
     :class:`~.settings.Timeouts`, :class:`~.settings.RetryPolicy`,
     :class:`~.settings.StreamOptions` (pings, send timeout, grace periods, retention).
+    ``docs/configuration.md`` has every setting with its environment variable.
 
     The parts:
 
@@ -69,6 +72,12 @@ class LLMMount:
       ``limits``: :class:`~.core.limits.Limits` per principal (default: none);
       ``limits_store``: where budgets live (default: memory; a
       :class:`~.core.limits.RedisLimitStore` shares them between workers).
+    - Telemetry (see ``docs/observability.md``): ``otel``: OpenTelemetry spans and metrics
+      (``None``: when ``opentelemetry-api`` is installed and the host has configured an SDK);
+      ``metrics``: ``True`` (or a ``prometheus_client.CollectorRegistry``) serves Prometheus
+      metrics at ``GET /metrics``; ``log_format``: ``"text"`` or ``"json"``, one line per
+      stream end; ``observers``: the host's own
+      :class:`~.core.observe.StreamObserver` objects.
     """
 
     def __init__(
@@ -85,6 +94,8 @@ class LLMMount:
         max_chars: int = _R.max_chars,
         body_timeout: float | None = _R.body_timeout,
         allowed_origins: Iterable[str] | None = _R.allowed_origins,
+        max_images: int = _R.max_images,
+        max_image_bytes: int = _R.max_image_bytes,
         ping_interval: float = _S.ping_interval,
         send_timeout: float | None = _S.send_timeout,
         connect_timeout: float | None = _T.connect_timeout,
@@ -104,6 +115,10 @@ class LLMMount:
         authorize: Authorize | None = None,
         limits: Limits | None = None,
         limits_store: LimitStore | None = None,
+        otel: bool | None = None,
+        metrics: Any = False,
+        log_format: str | None = None,
+        observers: Sequence[StreamObserver] = (),
     ) -> None:
         if provider is None:
             from .providers.scripted import Scripted
@@ -121,6 +136,8 @@ class LLMMount:
             max_chars=max_chars,
             body_timeout=body_timeout,
             allowed_origins=None if allowed_origins is None else frozenset(allowed_origins),
+            max_images=max_images,
+            max_image_bytes=max_image_bytes,
             ping_interval=ping_interval,
             send_timeout=send_timeout,
             connect_timeout=connect_timeout,
@@ -144,6 +161,7 @@ class LLMMount:
         # A limiter even without mount-wide limits: a Principal may carry its own.
         self.access = Access(authorize, Limiter(limits or Limits(), limits_store))
         install_redactor(self.relay)
+        self.telemetry = _telemetry(s, (provider, *fallbacks), otel, metrics, log_format, observers)
         self.context = StreamContext(
             settings=s,
             provider=provider,
@@ -153,8 +171,10 @@ class LLMMount:
             access=self.access,
             shutdown=ShutdownSignal(),
             on_complete=on_complete,
+            observer=self.telemetry.observer,
         )
-        self.router = Router(routes=route_table(self.context), default=not_found)
+        routes = route_table(self.context, _metrics_routes(self.telemetry))
+        self.router = Router(routes=routes, default=not_found)
         # Before any route: the Origin check and the body deadline (see edge.py).
         self._edge = EdgeGuard(
             self.router,
@@ -182,10 +202,12 @@ class LLMMount:
         from .providers.registry import provider_from_env
         from .settings import env_overrides
         from .store.select import store_from_env
+        from .telemetry.config import telemetry_env_overrides
 
         env = os.environ if environ is None else environ
         kwargs: dict[str, Any] = env_overrides(env)
         kwargs.update(access_env_overrides(env))
+        kwargs.update(telemetry_env_overrides(env))
         if "provider" not in overrides:
             kwargs["provider"] = provider_from_env(env)
         if "store" not in overrides:
@@ -236,3 +258,36 @@ class LLMMount:
             await send({"type": "lifespan.startup.complete"})
             message = await receive()
         await send({"type": "lifespan.shutdown.complete"})
+
+
+def _telemetry(
+    settings: Settings,
+    providers: Sequence[Provider],
+    otel: bool | None,
+    metrics: Any,
+    log_format: str | None,
+    observers: Sequence[StreamObserver],
+) -> Telemetry:
+    from .errors import CATALOGUE
+
+    # Label values are bounded by what the mount itself knows: its models (a fallback's
+    # default model included), its providers, the error catalogue.
+    models = settings.requests.allowed_models()
+    models += [p.default_model for p in providers if p.default_model]
+    return build_telemetry(
+        otel=otel,
+        metrics=metrics,
+        log_format=log_format,
+        models=models,
+        providers=[p.name for p in providers],
+        codes=CATALOGUE,
+        observers=observers,
+    )
+
+
+def _metrics_routes(telemetry: Telemetry) -> list[BaseRoute]:
+    if telemetry.prometheus is None:
+        return []
+    from .telemetry.prometheus import MetricsApp
+
+    return [Route("/metrics", MetricsApp(telemetry.prometheus.registry), methods=["GET"])]

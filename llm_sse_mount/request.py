@@ -9,13 +9,27 @@ stable code, never a 500.
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import RequestError
+from .request_fields import check_keys as _check_keys
+from .request_fields import expect_mapping as _expect_mapping
+from .request_fields import invalid as invalid
+from .request_fields import parse_number as parse_number
+from .request_parts import ContentPart as ContentPart
+from .request_parts import ImagePart as ImagePart
+from .request_parts import Reasoning as Reasoning
+from .request_parts import ResponseFormat as ResponseFormat
+from .request_parts import TextPart as TextPart
+from .request_parts import data_uri_bytes as data_uri_bytes
+from .request_parts import image_part as image_part
+from .request_parts import json_schema_format as json_schema_format
+from .request_parts import parse_image_url as parse_image_url
+from .request_parts import parse_parts as parse_parts
+from .request_parts import parse_reasoning_effort as parse_reasoning_effort
+from .request_parts import parse_response_format as parse_response_format
+from .request_parts import parse_thinking as parse_thinking
 
 ROLES = frozenset(("system", "user", "assistant", "tool"))
 
@@ -36,6 +50,12 @@ class Message:
     name: str | None = None
     tool_call_id: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
+    #: ``()`` for plain text; otherwise every part in order (``content`` stays the joined text).
+    parts: tuple[ContentPart, ...] = ()
+
+    @property
+    def images(self) -> tuple[ImagePart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ImagePart))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +80,8 @@ class ChatRequest:
     tools: tuple[Tool, ...] = ()
     tool_choice: str | Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    response_format: ResponseFormat | None = None
+    reasoning: Reasoning | None = None
 
     @property
     def total_chars(self) -> int:
@@ -77,7 +99,13 @@ class ChatRequest:
                 total += _json_chars(tool.parameters)
         if isinstance(self.tool_choice, Mapping):
             total += _json_chars(self.tool_choice)
+        if self.response_format is not None and self.response_format.schema:
+            total += _json_chars(self.response_format.schema)  # the schema is prompt too
         return total
+
+    @property
+    def images(self) -> tuple[ImagePart, ...]:
+        return tuple(image for m in self.messages for image in m.images)
 
 
 def _json_chars(value: Any) -> int:
@@ -88,50 +116,29 @@ def _json_chars(value: Any) -> int:
 # --- parsing helpers -------------------------------------------------------------------------
 
 
-_FIELD = re.compile(r"[a-z_]+(?=$|[.\[])")
-
-
-def invalid(code: str, message: str, at: str | None = None) -> RequestError:
-    """A request error about the field at path ``at`` (``messages[2].content``): its top-level
-    name is the error's ``param``."""
-    match = _FIELD.match(at) if at else None
-    return RequestError(message, code=code, param=match.group(0) if match else None)
-
-
-def _expect_mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise invalid("invalid_request", f"{where} must be a JSON object", where)
-    return value
-
-
-def _check_keys(obj: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
-    unknown = sorted(k for k in obj if k not in allowed)
-    if unknown:
-        at = unknown[0] if where == "the request body" else where
-        raise invalid("unknown_field", f"unknown field {unknown[0]!r} in {where}", at)
-
-
 def parse_content(value: Any, where: str) -> str:
-    """Content is a string, ``null`` (assistant turns that only call tools), or OpenAI's list
-    of parts, of which only text parts are accepted."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        texts: list[str] = []
-        for i, part in enumerate(value):
-            part = _expect_mapping(part, f"{where}[{i}]")
-            kind = part.get("type")
-            if kind != "text" or not isinstance(part.get("text"), str):
-                raise invalid(
-                    "unsupported_content",
-                    f"{where}[{i}]: only text parts are supported (got type {kind!r})",
-                    where,
-                )
-            texts.append(part["text"])
-        return "".join(texts)
-    raise invalid("invalid_request", f"{where} must be a string or a list of text parts", where)
+    """Content as plain text (images refused): a string, ``null``, or a list of text parts."""
+    text, parts = parse_parts(value, where)
+    for i, part in enumerate(parts):
+        if isinstance(part, ImagePart):
+            raise invalid(
+                "unsupported_content", f"{where}[{i}]: images are not supported here", where
+            )
+    return text
+
+
+def check_images(chat: ChatRequest, *, max_images: int, max_image_bytes: int) -> None:
+    """The mount's bounds on images: how many per request, how large each ``data:`` URI."""
+    images = chat.images
+    if len(images) > max_images:
+        raise invalid(
+            "too_many_images", f"too many images (at most {max_images} per request)", "messages"
+        )
+    for image in images:
+        if data_uri_bytes(image) > max_image_bytes:
+            raise invalid(
+                "image_too_large", f"an image is larger than {max_image_bytes} bytes", "messages"
+            )
 
 
 def _parse_tool_calls(value: Any, where: str) -> tuple[ToolCall, ...]:
@@ -179,13 +186,20 @@ def parse_messages(value: Any) -> tuple[Message, ...]:
             raise invalid(
                 "invalid_request", f"{where}.content is required for a user message", where
             )
+        text, parts = parse_parts(msg.get("content"), f"{where}.content")
+        if parts and role != "user":
+            # Every vendor takes images from the user only; saying so beats an upstream 400.
+            raise invalid(
+                "unsupported_content", f"{where}: only user messages may hold images", where
+            )
         out.append(
             Message(
                 role=role,
-                content=parse_content(msg.get("content"), f"{where}.content"),
+                content=text,
                 name=name,
                 tool_call_id=tool_call_id,
                 tool_calls=_parse_tool_calls(msg.get("tool_calls"), f"{where}.tool_calls"),
+                parts=parts,
             )
         )
     if all(m.role == "system" for m in out):
@@ -193,28 +207,6 @@ def parse_messages(value: Any) -> tuple[Message, ...]:
             "invalid_request", "'messages' needs at least one message besides 'system'", "messages"
         )
     return tuple(out)
-
-
-def parse_number(
-    value: Any, key: str, *, low: float, high: float, integer: bool = False
-) -> float | int | None:
-    if value is None:
-        return None
-    # bool is an int in Python; a client sending true for temperature is a mistake.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise invalid("invalid_parameter", f"{key!r} must be a number", key)
-    if integer and not (isinstance(value, int) or float(value).is_integer()):
-        raise invalid("invalid_parameter", f"{key!r} must be an integer", key)
-    if not math.isfinite(value) or not low <= value <= high:
-        raise invalid(
-            "invalid_parameter", f"{key!r} must be between {_num(low)} and {_num(high)}", key
-        )
-    return int(value) if integer else float(value)
-
-
-def _num(value: float) -> str:
-    # 10_000_000, not 1e+07: people read these limits.
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def parse_stop(value: Any) -> tuple[str, ...]:
@@ -269,7 +261,18 @@ def parse_tool_choice(value: Any) -> str | Mapping[str, Any] | None:
 
 #: The fields every client protocol shares (each maps its own names onto these).
 COMMON_FIELDS = frozenset(
-    ("messages", "model", "temperature", "top_p", "max_tokens", "stop", "tools", "tool_choice")
+    (
+        "messages",
+        "model",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "stop",
+        "tools",
+        "tool_choice",
+        "response_format",
+        "reasoning_effort",
+    )
 )
 NATIVE_KEYS = COMMON_FIELDS
 
@@ -303,4 +306,6 @@ def parse_params(obj: Mapping[str, Any]) -> dict[str, Any]:
         "stop": parse_stop(obj.get("stop")),
         "tools": parse_tools(obj.get("tools")),
         "tool_choice": parse_tool_choice(obj.get("tool_choice")),
+        "response_format": parse_response_format(obj.get("response_format")),
+        "reasoning": parse_reasoning_effort(obj.get("reasoning_effort")),
     }

@@ -1,6 +1,7 @@
 """The route table of a mount: every client protocol's routes, the mount's own few, and
 errors in the documented shape for everything else (a JSON 404 for an unknown path, a JSON 405
-with the right ``Allow`` for a wrong method; OpenAI-shaped under ``/v1/``).
+with the right ``Allow`` for a wrong method; OpenAI-shaped under ``/v1/``, Anthropic-shaped
+there for requests with an ``anthropic-version`` header).
 
 Adding a client protocol is one module under ``protocols/`` and one row of :data:`PROTOCOLS`.
 """
@@ -18,26 +19,42 @@ from .core.context import StreamContext
 from .core.delivery import ErrorResponder
 from .errors import LLMSSEError, NotFound, RequestError
 from .protocols.aisdk import AI_SDK
+from .protocols.anthropic_messages import ANTHROPIC_MESSAGES
+from .protocols.anthropic_wire import anthropic_error_response
 from .protocols.base import ClientProtocol
 from .protocols.http import error_response
 from .protocols.native import NATIVE
 from .protocols.openai_chat import openai_error_response
 from .protocols.openai_routes import OPENAI_CHAT
+from .protocols.responses import OPENAI_RESPONSES
+from .protocols.v1_models import V1_MODELS
 
 __all__ = ["PROTOCOLS", "error_shape", "not_found", "route_table"]
 
 #: The client protocols every mount serves.
-PROTOCOLS: tuple[ClientProtocol, ...] = (NATIVE, OPENAI_CHAT, AI_SDK)
+PROTOCOLS: tuple[ClientProtocol, ...] = (
+    NATIVE,
+    OPENAI_CHAT,
+    OPENAI_RESPONSES,
+    ANTHROPIC_MESSAGES,
+    V1_MODELS,
+    AI_SDK,
+)
 
 
 def error_shape(scope: Scope) -> ErrorResponder:
-    """The error shape of the request's path: OpenAI's under ``/v1/`` (SDKs read it), else
-    the native one."""
+    """The error shape of the request's path: OpenAI's under ``/v1/`` (SDKs read it), or
+    Anthropic's when the client says so (the anthropic SDK sends ``anthropic-version`` on every
+    request); else the native one."""
     path = scope.get("path", "")
     root = scope.get("root_path", "")
     if path.startswith(root):
         path = path[len(root) :]
-    return openai_error_response if path.startswith("/v1/") else error_response
+    if not path.startswith("/v1/"):
+        return error_response
+    if any(name == b"anthropic-version" for name, _ in scope.get("headers", ())):
+        return anthropic_error_response
+    return openai_error_response
 
 
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,7 +116,8 @@ def _own_routes(ctx: StreamContext) -> list[BaseRoute]:
     ]
 
 
-def route_table(ctx: StreamContext) -> list[BaseRoute]:
-    """Every route of a mount, for its ``Router`` (with :func:`not_found` as its default)."""
+def route_table(ctx: StreamContext, extra: Sequence[BaseRoute] = ()) -> list[BaseRoute]:
+    """Every route of a mount, for its ``Router`` (with :func:`not_found` as its default);
+    ``extra``: the assembly's own (``GET /metrics`` when metrics are on)."""
     routes = [r for protocol in PROTOCOLS for r in protocol.routes(ctx)]
-    return _merged([*routes, *_own_routes(ctx)])
+    return _merged([*routes, *_own_routes(ctx), *extra])

@@ -33,7 +33,16 @@ __all__ = [
 
 #: Request parameters a client may set unless the host narrows the list.
 CLIENT_PARAMS: frozenset[str] = frozenset(
-    ("temperature", "top_p", "max_tokens", "stop", "tools", "tool_choice")
+    (
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "stop",
+        "tools",
+        "tool_choice",
+        "response_format",
+        "reasoning",
+    )
 )
 
 
@@ -57,7 +66,8 @@ def normalize_origins(origins: Iterable[str]) -> frozenset[str]:
 class RequestPolicy:
     """What a client may ask for. ``model``: the default model (always allowed); ``models``:
     the other allowed models; ``max_tokens``: a ceiling, also sent when a request names none;
-    ``client_params``: request fields clients may set; size caps (413 / 400)."""
+    ``client_params``: request fields clients may set; size caps (413 / 400);
+    ``max_images`` per request and ``max_image_bytes`` per ``data:`` image (400)."""
 
     model: str | None = None
     models: tuple[str, ...] = ()
@@ -71,6 +81,8 @@ class RequestPolicy:
     body_timeout: float | None = 10.0
     #: Browser origins (``https://app.example``) that may call the mount (``None``: any).
     allowed_origins: frozenset[str] | None = None
+    max_images: int = 16
+    max_image_bytes: int = 5 * 1024 * 1024
 
     def __post_init__(self) -> None:
         unknown = set(self.client_params) - CLIENT_PARAMS
@@ -246,6 +258,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "MAX_BODY_BYTES": ("max_body_bytes", _int),
     "MAX_MESSAGES": ("max_messages", _int),
     "MAX_CHARS": ("max_chars", _int),
+    "MAX_IMAGES": ("max_images", _int),
+    "MAX_IMAGE_BYTES": ("max_image_bytes", _int),
     "PING_INTERVAL": ("ping_interval", _duration),
     "SEND_TIMEOUT": ("send_timeout", parse_seconds),
     "CONNECT_TIMEOUT": ("connect_timeout", parse_seconds),

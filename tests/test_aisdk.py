@@ -262,7 +262,11 @@ def test_multi_turn_ui_messages_reach_the_provider_and_a_continued_message_keeps
             "metadata": {"sentAt": 1},
             "parts": [
                 {"type": "text", "text": "And tomorrow?"},
-                {"type": "file", "mediaType": "image/png", "url": "data:image/png;base64,AA=="},
+                {
+                    "type": "file",
+                    "mediaType": "application/pdf",
+                    "url": "data:application/pdf;base64,AA==",
+                },
                 {"type": "data-client-state", "data": {"tab": 2}},
             ],
         },

@@ -21,6 +21,7 @@ from llm_sse_mount.core.records import CompletionRecord
 from llm_sse_mount.sse_decoder import SSEDecoder
 
 from .support.fake_upstream import FakeUpstream, trickle
+from .support.redis_cluster import RedisClusterInfo
 from .support.servers import serve_subprocess
 
 ALICE, BOB = {"Authorization": "Bearer alice-token"}, {"Authorization": "Bearer bob-token"}
@@ -187,10 +188,9 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     client.close()
 
 
-@pytest.mark.redis
-def test_a_stop_on_one_worker_ends_the_stream_produced_on_another(
-    redis_url: str, redis_prefix: str, fake_upstream: FakeUpstream
-) -> None:
+def stop_across_workers(store_url: str, prefix: str, fake_upstream: FakeUpstream) -> None:
+    """A stream produced on worker A: a foreign principal cannot read or stop it on worker
+    B, its owner stops it on B, and A's upstream closes and its reader sees done{cancelled}."""
     fake_upstream.push(trickle(TOKEN_DELTA, 0.05))
     env = {
         "LLM_SSE_PROVIDER": "openai",
@@ -198,8 +198,8 @@ def test_a_stop_on_one_worker_ends_the_stream_produced_on_another(
         "LLM_SSE_API_KEY": "sk-test",
         "LLM_SSE_MODEL": "m",
         "LLM_SSE_CLIENT_TOKENS": "alice-token,bob-token",
-        "LLM_SSE_STORE": redis_url,
-        "LLM_SSE_STORE_PREFIX": redis_prefix,
+        "LLM_SSE_STORE": store_url,
+        "LLM_SSE_STORE_PREFIX": prefix,
         "LLM_SSE_RESUME_GRACE": "30",
     }
     app = "tests.support.env_app:app"
@@ -213,14 +213,31 @@ def test_a_stop_on_one_worker_ends_the_stream_produced_on_another(
             frames: list[tuple[str, dict[str, object]]] = []
             reader = threading.Thread(target=lambda: frames.extend(stream.rest()))
             reader.start()
-            foreign = httpx.post(b.url + f"/llm/chat/{stream_id}/stop", headers=BOB)
-            assert foreign.status_code == 404
+            for foreign in (
+                httpx.get(b.url + f"/llm/chat/{stream_id}", headers=BOB),
+                httpx.post(b.url + f"/llm/chat/{stream_id}/stop", headers=BOB),
+            ):
+                assert foreign.status_code == 404
             assert (
                 httpx.post(b.url + f"/llm/chat/{stream_id}/stop", headers=ALICE).status_code == 204
             )
             assert fake_upstream.wait_closed(timeout=1.5) < 1.5
             reader.join(5)
         assert frames[-1] == ("done", {"finish_reason": "cancelled"})
+
+
+@pytest.mark.redis
+def test_a_stop_on_one_worker_ends_the_stream_produced_on_another(
+    redis_url: str, redis_prefix: str, fake_upstream: FakeUpstream
+) -> None:
+    stop_across_workers(redis_url, redis_prefix, fake_upstream)
+
+
+@pytest.mark.redis
+def test_ownership_and_the_cross_worker_stop_on_a_redis_cluster(
+    redis_cluster: RedisClusterInfo, fake_upstream: FakeUpstream
+) -> None:
+    stop_across_workers(redis_cluster.url, f"llm_sse_own:{uuid.uuid4().hex[:8]}:", fake_upstream)
 
 
 # --- stuck and slow readers --------------------------------------------------------------------

@@ -65,7 +65,7 @@ def error_of(response: httpx.Response) -> dict:
             "invalid_parameter",
         ),
         (
-            b'{"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}',
+            b'{"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}',
             400,
             "unsupported_content",
         ),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import llm_sse_mount
 
-#: Exported, but imported on first use (it needs the optional ``redis`` package).
-LAZY = {"RedisStore"}
+#: Exported, but imported on first use (they need the optional ``redis``, ``otel`` and
+#: ``prometheus`` extras).
+LAZY = {"OpenTelemetryObserver", "PrometheusObserver", "RedisStore"}
 
 
 def test_all_is_sorted_and_complete():

@@ -56,3 +56,28 @@ def test_a_store_failure_records_the_fallback_that_served_and_the_real_duration(
     assert record.provider == "scripted"  # the fallback served it, not the main provider
     assert record.error_code == "store_unavailable" and record.finish_reason == "error"
     assert record.duration >= 0.4  # from admission, not from the failure
+
+
+class Broken(Scripted):
+    """A provider with a bug: opening it raises something that is no LLMSSEError."""
+
+    async def open(self, request, http):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug in a provider")
+
+
+def test_a_provider_bug_while_opening_is_a_json_error_and_one_record(serve_app) -> None:
+    records: list[CompletionRecord] = []
+    mount = LLMMount(provider=Broken(), on_complete=records.append)
+    server = serve_app(Starlette(routes=[Mount("/llm", app=mount)]))
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    response = httpx.post(server.url + "/llm/chat", json=body)
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert "a bug" not in response.text  # the exception's text stays in the log
+    deadline = time.monotonic() + 3
+    while not records and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (record,) = records
+    assert (record.error_code, record.finish_reason) == ("internal_error", "error")
+    # ...and the server goes on serving.
+    assert httpx.get(server.url + "/llm/health").status_code == 200

@@ -109,7 +109,8 @@ class BearerTokens:
         LLMMount(authorize=BearerTokens({"s3cr3t-a": "alice",
                                          "s3cr3t-b": Principal("bob", models={"glm-4-flash"})}))
 
-    The token is read from ``Authorization: Bearer <token>``, else from the ``query_param``
+    The token is read from ``Authorization: Bearer <token>``, else from ``X-Api-Key: <token>``
+    (how the ``anthropic`` SDK sends its key), else from the ``query_param``
     query parameter (default ``access_token``; ``None`` turns it off). Only the query parameter
     works with the browser's ``EventSource``, which cannot set headers; but a URL ends up in
     access logs, browser history and ``Referer`` headers, so give browsers short-lived or
@@ -161,6 +162,10 @@ class BearerTokens:
             if scheme.lower() == "bearer" and value.strip():
                 return value.strip()
             return ""  # some other scheme: present, but not a token we can accept
+        api_key = request.headers.get("x-api-key")
+        if api_key is not None:
+            # Anthropic's SDK (and tools built on it) sends its key only there.
+            return api_key.strip()
         if self.query_param:
             return request.query_params.get(self.query_param)
         return None

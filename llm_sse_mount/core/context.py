@@ -12,6 +12,7 @@ from ..settings import Settings
 from ..store.base import StreamStore
 from .access import Access
 from .http_client import ClientPool
+from .observe import NOOP, StreamObserver
 from .records import OnComplete
 from .relay import Relay
 from .shutdown import ShutdownSignal
@@ -31,3 +32,5 @@ class StreamContext:
     access: Access
     shutdown: ShutdownSignal
     on_complete: OnComplete | None = None
+    #: Telemetry: told of every stream's steps (the no-op when the mount has none).
+    observer: StreamObserver = NOOP

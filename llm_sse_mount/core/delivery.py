@@ -55,13 +55,15 @@ ErrorResponder = Callable[[LLMSSEError], Response]
 class Reply:
     """How one client receives a stream: as SSE through ``encoder``, or as one response built
     by ``collector``. ``retry_ms``: a resumable protocol's first frame tells ``EventSource`` to
-    reconnect this soon (``None``: the protocol offers no resume)."""
+    reconnect this soon (``None``: the protocol offers no resume). ``protocol``: the client
+    protocol's name for telemetry (a label value: keep it one of a few fixed names)."""
 
     error_response: ErrorResponder
     encoder: EncoderFactory | None = None
     collector: CollectorFactory | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     retry_ms: int | None = None
+    protocol: str = "other"
 
     def __post_init__(self) -> None:
         if (self.encoder is None) == (self.collector is None):

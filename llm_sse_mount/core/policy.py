@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import RequestError
-from ..request import ChatRequest, Message
+from ..request import ChatRequest, Message, check_images
 from ..settings import CLIENT_PARAMS, RequestPolicy
 
 __all__ = ["build_request"]
@@ -64,4 +64,5 @@ def build_request(policy: RequestPolicy, fields: Mapping[str, Any]) -> ChatReque
             code="conversation_too_long",
             param="messages",
         )
+    check_images(chat, max_images=policy.max_images, max_image_bytes=policy.max_image_bytes)
     return chat

@@ -43,6 +43,7 @@ from ..redaction import redact
 from ..settings import Timeouts
 from ..store.base import StreamStore
 from ..usage_estimate import UsageTally
+from .observe import NOOP_OBSERVATION, Observation
 from .records import CompletionRecord, OnComplete, report
 from .relay import Opened
 from .shutdown import ShutdownSignal
@@ -89,6 +90,7 @@ class Producer:
         secrets: Sequence[str] = (),
         on_usage: Callable[[Usage], Awaitable[None]] | None = None,
         prompt_tokens: int = 0,
+        observation: Observation = NOOP_OBSERVATION,
     ) -> None:
         self.stream_id = stream_id
         self.opened = opened
@@ -103,6 +105,8 @@ class Producer:
         # For the estimate when the upstream never reports usage (see the module docstring).
         self.prompt_tokens = prompt_tokens
         self._tally = UsageTally()
+        # Telemetry (see observe.py): told of the first chunk, each chunk if it asks, the end.
+        self.observation = observation
         self.outcome = Outcome.FINISHED
         self._finish: FinishReason | None = None
         self._usage: Usage | None = None
@@ -177,6 +181,9 @@ class Producer:
         slack = idle + rearm_every
         armed_at: float | None = None  # the first event always replaces the first-token one
         store, sid = self.store, self.stream_id
+        obs = self.observation
+        # Read once per stream: per-event telemetry only when an observer asked for it.
+        chunk = obs.chunk if obs.wants_chunks else None
         with anyio.CancelScope(deadline=min(first, total_deadline)) as scope:
             async for event in self.opened.upstream.events():
                 if isinstance(event, Finish):
@@ -185,6 +192,9 @@ class Producer:
                 if isinstance(event, (TextDelta, ReasoningDelta, ToolCallDelta)):
                     if self._first_token_at is None:
                         self._first_token_at = time.monotonic()
+                        obs.first_chunk()
+                    if chunk is not None:
+                        chunk(event)
                     self._tally.observe(event)
                 elif type(event) is Usage:
                     self._usage = event
@@ -264,4 +274,5 @@ class Producer:
             None if record.time_to_first_token is None else f"{record.time_to_first_token:.3f}s",
             record.duration,
         )
+        self.observation.ended(record)
         await report(self.on_complete, record)

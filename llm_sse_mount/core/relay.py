@@ -18,6 +18,7 @@ import httpx
 
 from ..errors import LLMSSEError, UpstreamTimeout
 from ..providers.base import Provider, UpstreamStream
+from ..providers.capabilities import require_capabilities
 from ..redaction import redact
 from ..request import ChatRequest
 from ..settings import RetryPolicy, Timeouts
@@ -35,6 +36,9 @@ class Opened:
     upstream: UpstreamStream
     provider: Provider
     model: str
+    #: Failed attempts before this one (over every provider tried), and providers skipped.
+    retries: int = 0
+    fallbacks: int = 0
 
 
 def retry_delay(policy: RetryPolicy, attempt: int, retry_after: float | None) -> float:
@@ -44,6 +48,15 @@ def retry_delay(policy: RetryPolicy, attempt: int, retry_after: float | None) ->
     if retry_after is not None:
         return retry_after
     return random.uniform(0, min(policy.max_backoff, policy.backoff * 2**attempt))
+
+
+def capable(provider: Provider, request: ChatRequest) -> bool:
+    """Whether ``provider`` can honour everything ``request`` asks for."""
+    try:
+        require_capabilities(provider, request)
+    except LLMSSEError:
+        return False
+    return True
 
 
 class Relay:
@@ -70,18 +83,21 @@ class Relay:
         """Open the first provider that answers, retrying retryable failures with backoff.
         Raises the last error when every attempt failed (the route turns it into HTTP)."""
         last: LLMSSEError | None = None
+        failed = 0
         total = self.timeouts.total_timeout
         deadline = None if total is None else time.monotonic() + total
         for index, provider in enumerate(self.providers):
             req = request
             if index > 0 and provider.default_model:
                 req = replace(request, model=provider.default_model)
+            if index > 0 and not capable(provider, req):
+                continue  # a fallback must not answer without the images or the schema
             http = provider.client or self.client or client
             for attempt in range(self.retry.retries + 1):
                 try:
                     with anyio.fail_after(self.timeouts.first_token_timeout):
                         upstream = await provider.open(req, http)
-                    return Opened(upstream, provider, req.model)
+                    return Opened(upstream, provider, req.model, failed, index)
                 except TimeoutError:
                     last = UpstreamTimeout("the upstream did not answer in time")
                 except LLMSSEError as exc:
@@ -93,6 +109,7 @@ class Relay:
                         f"the relay failed opening the upstream ({type(exc).__name__})",
                         code="internal_error",
                     )
+                failed += 1
                 logger.warning(
                     "upstream %s attempt %d failed: %s (%s)",
                     provider.name,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,18 +26,19 @@ from typing import cast
 import anyio
 import httpx
 from sse_starlette.sse import EventSourceResponse, SendTimeoutError
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from ..errors import LLMSSEError, NotFound, RateLimited
+from ..errors import LLMSSEError
 from ..events import Done, Start
+from ..providers.capabilities import require_capabilities
+from ..providers.trace_headers import sending_headers
 from ..redaction import log_id
 from ..request import ChatRequest
-from ..store.base import StreamInfo
 from .access import Admission, Principal
 from .context import StreamContext
 from .delivery import Reply
+from .observe import NOOP_OBSERVATION, Observation, StreamStart
 from .producer import Outcome, Producer
 from .records import CompletionRecord, report
 from .relay import Opened
@@ -51,8 +51,6 @@ __all__ = [
     "ResumedStream",
     "new_stream_id",
     "owner_of",
-    "resume",
-    "stop",
 ]
 
 logger = logging.getLogger("llm_sse_mount")
@@ -64,9 +62,30 @@ STREAM_HEADERS = {
 }
 
 
+def owner_of(principal: Principal) -> str | None:
+    """What a stream records as its owner: a digest of the principal's id (stores never hold
+    the id itself). ``None`` for an anonymous caller: on an open mount (no ``authorize``) the
+    stream id alone is the capability to read or stop the stream."""
+    if principal.anonymous:
+        return None
+    return hashlib.sha256(b"llm_sse_mount owner\0" + principal.id.encode()).hexdigest()[:32]
+
+
 def new_stream_id() -> str:
     # URL-safe and colon-free, so "<stream_id>:<seq>" splits unambiguously.
     return secrets.token_urlsafe(12)
+
+
+#: Incoming headers telemetry may read (W3C trace context); no other header leaves the request.
+_TRACE_HEADERS = frozenset((b"traceparent", b"tracestate", b"baggage"))
+
+
+def _trace_headers(scope: Scope) -> dict[str, str]:
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope.get("headers", ())
+        if name in _TRACE_HEADERS  # ASGI header names are lower-case
+    }
 
 
 async def _frames(
@@ -181,16 +200,26 @@ class NewStream(Response):
         self.reply = reply
         self.status_code = 200
         self.background = None
+        self.observation: Observation = NOOP_OBSERVATION
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Admission (authorize, model, limits) before the upstream opens; it (a concurrency
         # slot) is held until the stream is over.
         started = time.monotonic()
+        ctx = self.ctx
+        info = StreamStart(self.chat, self.reply.protocol, ctx.provider.name, _trace_headers(scope))
+        self.observation = obs = ctx.observer.start(info)
         try:
-            admission = await self.ctx.access.admit(scope, receive, self.chat)
+            # What the upstream cannot honour (images, a JSON schema) is refused before
+            # anything is spent: never a silently unstructured answer.
+            require_capabilities(ctx.provider, self.chat)
+            admission = await ctx.access.admit(scope, receive, self.chat)
         except LLMSSEError as exc:
+            obs.refused(exc)
             await self.reply.error_response(exc)(scope, receive, send)
             return
+        principal = admission.principal
+        obs.admitted(None if principal.anonymous else principal.id)
         await admission.run(lambda: self._admitted(admission, started, scope, receive, send))
 
     async def _admitted(
@@ -212,7 +241,9 @@ class NewStream(Response):
             await self._run(admission, stream_id, opened, started, scope, receive, send)
 
     async def _open(self, client: httpx.AsyncClient) -> Opened:
-        return await self.ctx.relay.open(self.chat, client)
+        # The upstream request carries the trace context telemetry asks for.
+        with sending_headers(self.observation.upstream_headers):
+            return await self.ctx.relay.open(self.chat, client)
 
     async def _report_unopened(
         self, stream_id: str, started: float, provider: str, error: str | None
@@ -231,6 +262,7 @@ class NewStream(Response):
             client_disconnected=error is None,
             frames=0,
         )
+        self.observation.ended(record)
         await report(self.ctx.on_complete, record)
 
     async def _run(
@@ -260,6 +292,9 @@ class NewStream(Response):
             opened.model,
             admission.principal.id,
         )
+        self.observation.opened(
+            opened.provider.name, opened.model, retries=opened.retries, fallbacks=opened.fallbacks
+        )
         producer = Producer(
             stream_id=stream_id,
             opened=opened,
@@ -271,6 +306,7 @@ class NewStream(Response):
             secrets=ctx.relay.secrets(),
             on_usage=admission.on_usage,
             prompt_tokens=admission.prompt_tokens,
+            observation=self.observation,
         )
         # The lease tells readers on other workers the producer lives; it outlasts the task
         # group, so the producer's closing frames are written under it. A stop (from any
@@ -323,54 +359,3 @@ class ResumedStream(Response):
                 await _send_events(ctx, body, self.reply, scope, receive, send)
         except LLMSSEError as exc:  # expired since the route looked (memory store)
             await self.reply.error_response(exc)(scope, receive, send)
-
-
-#: What our stream ids look like (``secrets.token_urlsafe``); nothing else can exist.
-_STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def owner_of(principal: Principal) -> str | None:
-    """What a stream records as its owner: a digest of the principal's id (stores never hold
-    the id itself). ``None`` for an anonymous caller: on an open mount (no ``authorize``) the
-    stream id alone is the capability to read or stop the stream."""
-    if principal.anonymous:
-        return None
-    return hashlib.sha256(b"llm_sse_mount owner\0" + principal.id.encode()).hexdigest()[:32]
-
-
-async def _owned(ctx: StreamContext, request: Request, stream_id: str) -> StreamInfo:
-    """The stream, if it exists and the caller owns it; to anyone else it does not exist."""
-    principal = await ctx.access.principal(request)
-    # Ids are ours (token_urlsafe): anything else cannot exist, and must not reach a store
-    # key built from it.
-    valid = _STREAM_ID.fullmatch(stream_id) is not None
-    info = await ctx.store.info(stream_id) if valid else None
-    if info is None or (info.owner is not None and info.owner != owner_of(principal)):
-        raise NotFound("no such stream, or it has expired", code="stream_not_found")
-    return info
-
-
-async def resume(
-    ctx: StreamContext, request: Request, stream_id: str, after: int, reply: Reply
-) -> Response:
-    """Frames of ``stream_id`` after ``after``, for its owner: 404 for anyone else and for an
-    unknown or expired stream, 204 when the client already has the ``done`` frame (an
-    ``EventSource`` stops reconnecting on 204; without it, it would reconnect forever after a
-    finished answer), 429 when the stream has ``max_readers`` readers already."""
-    info = await _owned(ctx, request, stream_id)
-    if info.done and after >= info.last_seq:
-        return Response(status_code=204, headers={"Cache-Control": "no-store"})
-    limit = ctx.settings.streams.max_readers
-    if info.readers >= limit:
-        raise RateLimited(
-            f"this stream has {limit} readers already", code="too_many_readers", retry_after=1
-        )
-    return ResumedStream(ctx, stream_id, max(after, -1), reply)
-
-
-async def stop(ctx: StreamContext, request: Request, stream_id: str) -> Response:
-    """End the owner's stream now: ``done{cancelled}`` for every reader, the upstream closed,
-    on whichever worker produces it. 204 whether it was running or had ended already."""
-    await _owned(ctx, request, stream_id)
-    await ctx.store.stop(stream_id)
-    return Response(status_code=204, headers={"Cache-Control": "no-store"})

@@ -202,7 +202,9 @@ def _routes(ctx: StreamContext) -> list[BaseRoute]:
         except LLMSSEError as exc:
             return error_response(exc)
         encoder = partial(AISDKEncoder, message_id=parsed.continued_message_id)
-        reply = Reply(error_response, encoder=encoder, headers=UI_MESSAGE_STREAM_HEADERS)
+        reply = Reply(
+            error_response, encoder=encoder, headers=UI_MESSAGE_STREAM_HEADERS, protocol="ai-sdk"
+        )
         return NewStream(ctx, chat, reply)
 
     return [Route("/ai-sdk/chat", ai_sdk_chat, methods=["POST"])]

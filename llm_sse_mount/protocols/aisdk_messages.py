@@ -1,4 +1,4 @@
-"""The request side of the AI SDK protocol: the JSON body ``useChat``'s default transport sends,
+r"""The request side of the AI SDK protocol: the JSON body ``useChat``'s default transport sends,
 parsed into :class:`~llm_sse_mount.request.ChatRequest` fields.
 
 ``DefaultChatTransport`` (AI SDK 5+) posts ``{id, messages, trigger, messageId, ...body}``, where
@@ -8,9 +8,11 @@ transport's ``body`` option (here: ``model`` and the sampling parameters the mou
 The conversion follows the AI SDK's own ``convertToModelMessages`` where our ``Message`` can
 express it:
 
-- ``text`` parts are joined; ``reasoning`` parts are dropped (models do not take their own
-  thinking back); ``step-start``, ``file``, ``source-*``, ``data-*`` and any part type a later
-  SDK invents are ignored, so a newer front end never breaks an older mount.
+- ``text`` parts are joined; a user's ``file`` parts with an ``image/*`` ``mediaType`` are
+  images (their ``url`` a ``data:`` URI or https); ``reasoning`` parts are dropped (models do
+  not take their own thinking back); ``step-start``, other ``file``\s, ``source-*``,
+  ``data-*`` and any part type a later SDK invents are ignored, so a newer front end never
+  breaks an older mount.
 - An assistant message is split into steps (at ``step-start``, or where text follows a tool
   call). Each step becomes one assistant ``Message`` with its text and the ``tool_calls`` that
   have an outcome, followed by one ``tool`` message per outcome. Tool parts still waiting for
@@ -28,7 +30,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..codec import dumps
-from ..request import COMMON_FIELDS, Message, ToolCall, invalid, parse_params
+from ..request import (
+    COMMON_FIELDS,
+    ContentPart,
+    ImagePart,
+    Message,
+    TextPart,
+    ToolCall,
+    image_part,
+    invalid,
+    parse_params,
+)
 
 __all__ = ["AISDK_KEYS", "UIChatBody", "parse_ui_body", "ui_messages_to_messages"]
 
@@ -111,9 +123,10 @@ def ui_messages_to_messages(raw: list[Any]) -> tuple[Message, ...]:
             out += _assistant_messages(parts, where)
         else:
             text = _text_of(parts, where)
-            # A message that was only a file or an image has nothing we can send.
-            if text:
-                out.append(Message(role, text))
+            content = _user_parts(parts, where) if role == "user" else ()
+            # A message that was only a non-image file has nothing we can send.
+            if text or content:
+                out.append(Message(role, text, parts=content))
     if not out:
         raise invalid("invalid_request", "the messages contain no text to send")
     return tuple(out)
@@ -128,6 +141,19 @@ def _text_of(parts: list[Mapping[str, Any]], where: str) -> str:
                 raise invalid("invalid_request", f"{where}.parts[{j}].text must be a string")
             texts.append(text)
     return "".join(texts)
+
+
+def _user_parts(parts: list[Mapping[str, Any]], where: str) -> tuple[ContentPart, ...]:
+    """Text and images in order, when there is an image (``file`` parts with an ``image/*``
+    ``mediaType``, their ``url`` a ``data:`` URI or https); ``()`` for text only."""
+    out: list[ContentPart] = []
+    for j, part in enumerate(parts):
+        media = part.get("mediaType")
+        if part["type"] == "text" and part.get("text"):
+            out.append(TextPart(part["text"]))
+        elif part["type"] == "file" and isinstance(media, str) and media.startswith("image/"):
+            out.append(image_part(part.get("url"), f"{where}.parts[{j}]"))
+    return tuple(out) if any(isinstance(p, ImagePart) for p in out) else ()
 
 
 def _tool_name(part: Mapping[str, Any]) -> str | None:

@@ -19,8 +19,9 @@ from starlette.routing import BaseRoute, Route
 from ..codec import encode
 from ..core.context import StreamContext
 from ..core.delivery import EncoderFactory, Reply
+from ..core.ownership import resume, stop
 from ..core.policy import build_request
-from ..core.serving import STREAM_HEADERS, NewStream, resume, stop
+from ..core.serving import STREAM_HEADERS, NewStream
 from ..errors import LLMSSEError, RequestError
 from ..events import Frame
 from ..request import parse_native_body
@@ -63,7 +64,7 @@ def _reply(request: Request) -> Reply:
             code="unknown_format",
             param="format",
         )
-    return Reply(error_response, encoder=CHAT_FORMATS[name], retry_ms=RECONNECT_MS)
+    return Reply(error_response, encoder=CHAT_FORMATS[name], retry_ms=RECONNECT_MS, protocol=name)
 
 
 def _parse_after(raw: str, source: str) -> tuple[str, int]:

@@ -1,5 +1,6 @@
-"""The OpenAI-compatible endpoints: ``POST /v1/chat/completions`` and ``GET /v1/models``, so
-``AsyncOpenAI(base_url=".../llm/v1", api_key="unused")`` works against a mount unchanged.
+"""The OpenAI-compatible endpoint ``POST /v1/chat/completions`` (``GET /v1/models`` lives in
+:mod:`.v1_models`), so ``AsyncOpenAI(base_url=".../llm/v1", api_key="unused")`` works
+against a mount unchanged.
 
 Requests are parsed strictly, like every other protocol here: fields that only label a request
 (``user``, ``metadata``, ``store``, ...) are accepted and ignored; fields that would change the
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..core.context import StreamContext
@@ -42,7 +43,6 @@ _IGNORED = frozenset(
         "prompt_cache_retention",
         "parallel_tool_calls",
         "seed",
-        "reasoning_effort",
         "verbosity",
         "stream_options",  # read below when streaming; ignored otherwise
     )
@@ -55,7 +55,6 @@ _DEFAULT_ONLY: dict[str, tuple[Any, ...]] = {
     "frequency_penalty": (0,),
     "presence_penalty": (0,),
     "logit_bias": ({},),
-    "response_format": ({"type": "text"},),
     "modalities": (["text"],),
 }
 _ALLOWED = COMMON_FIELDS | _IGNORED | frozenset(_DEFAULT_ONLY) | {"stream", "max_completion_tokens"}
@@ -156,31 +155,17 @@ def _routes(ctx: StreamContext) -> list[BaseRoute]:
             return openai_error_response(exc)
         if stream:
             reply = Reply(
-                openai_error_response, encoder=openai_encoder(include_usage=include_usage)
+                openai_error_response,
+                encoder=openai_encoder(include_usage=include_usage),
+                protocol="openai",
             )
         else:
-            reply = Reply(openai_error_response, collector=CompletionBuilder)
+            reply = Reply(openai_error_response, collector=CompletionBuilder, protocol="openai")
         return NewStream(ctx, chat, reply)
 
-    async def models(request: Request) -> Response:
-        # The same gate and narrowing as the native /models: a listing tells who may use what.
-        try:
-            principal = await ctx.access.principal(request)
-        except LLMSSEError as exc:
-            return openai_error_response(exc)
-        owner = ctx.provider.name
-        data = [
-            {"id": m, "object": "model", "created": 0, "owned_by": owner}
-            for m in policy.allowed_models()
-            if principal.may_use(m)
-        ]
-        return JSONResponse({"object": "list", "data": data})
-
-    return [
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/v1/models", models, methods=["GET"]),
-    ]
+    # GET /v1/models: protocols/v1_models.py (in both vendors' shapes).
+    return [Route("/v1/chat/completions", chat_completions, methods=["POST"])]
 
 
-#: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+#: ``POST /v1/chat/completions``.
 OPENAI_CHAT = ClientProtocol("openai", _routes)

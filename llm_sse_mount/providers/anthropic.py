@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -39,7 +39,8 @@ from ..events import (
 )
 from ..request import ChatRequest, Message
 from ..sse_decoder import ServerSentEvent
-from .http import SSEUpstream, incomplete_unless, open_event_stream
+from . import anthropic_extras as extras
+from .http import SSEUpstream, incomplete_unless, json_object, open_event_stream
 
 __all__ = ["Anthropic", "AnthropicStreamParser"]
 
@@ -94,16 +95,7 @@ class AnthropicStreamParser:
         self._tool_has_arguments: dict[int, bool] = {}
 
     def feed(self, event: ServerSentEvent) -> Iterable[ProviderEvent]:
-        try:
-            data = json.loads(event.data)
-        except ValueError:
-            raise UpstreamError(
-                "the upstream sent a data line that is not JSON", code="upstream_bad_response"
-            ) from None
-        if not isinstance(data, dict):
-            raise UpstreamError(
-                "the upstream sent a JSON value that is not an event", code="upstream_bad_response"
-            )
+        data = json_object(event)
         kind = data.get("type") or event.event
         if kind == "content_block_delta":  # nearly every event: checked first
             return self._delta(data)
@@ -231,10 +223,7 @@ def _blocks(message: Message, i: int) -> list[dict[str, Any]]:
                 "content": message.content,
             }
         ]
-    # Anthropic refuses empty text blocks.
-    out: list[dict[str, Any]] = (
-        [{"type": "text", "text": message.content}] if message.content else []
-    )
+    out = extras.content_blocks(message)  # text and images
     for call in message.tool_calls:
         out.append(
             {
@@ -294,7 +283,9 @@ class Anthropic:
 
     ``max_tokens_default`` is sent when the request names no ``max_tokens`` (the API requires
     one). ``thinking_budget`` switches extended thinking on with that many tokens (it streams
-    as reasoning). ``headers`` adds request headers (e.g. ``anthropic-beta``). ``client`` is an
+    as reasoning; a request's own reasoning wins). ``structured_output``: a JSON schema as
+    structured outputs (``"native"``) or as a forced tool (``"tool"``); see ``anthropic_extras``.
+    ``headers`` adds request headers (e.g. ``anthropic-beta``). ``client`` is an
     optional ``httpx.AsyncClient`` of the host's; ``None`` for ``base_url`` or
     ``default_model`` means Anthropic's API and ``claude-sonnet-4-5``.
     """
@@ -313,7 +304,9 @@ class Anthropic:
         thinking_budget: int | None = None,
         headers: Mapping[str, str] | None = None,
         max_line_bytes: int = 1 << 20,
+        structured_output: Literal["native", "tool"] = "native",
     ) -> None:
+        self.structured_output = structured_output
         self.base_url = (base_url or ANTHROPIC_BASE_URL).rstrip("/")
         self._api_key = api_key
         self.default_model: str | None = default_model or ANTHROPIC_DEFAULT_MODEL
@@ -369,9 +362,11 @@ class Anthropic:
             ]
         if request.tool_choice is not None:
             body["tool_choice"] = _tool_choice(request.tool_choice)
-        if self.thinking_budget is not None:
-            body["thinking"] = {"type": "enabled", "budget_tokens": self.thinking_budget}
+        extras.add_thinking(body, request, self.thinking_budget, self.max_tokens_default)
+        extras.add_structured_output(body, request, self.structured_output)
         return body
+
+    capabilities = extras.capabilities
 
     async def open(self, request: ChatRequest, http: httpx.AsyncClient) -> SSEUpstream:
         response = await open_event_stream(
@@ -382,7 +377,8 @@ class Anthropic:
             on_json_body=_json_instead_of_stream,
             secrets=self.secrets(),
         )
-        return SSEUpstream(response, AnthropicStreamParser(), max_line_bytes=self.max_line_bytes)
+        parser = extras.parser_for(AnthropicStreamParser(), request, self.structured_output)
+        return SSEUpstream(response, parser, max_line_bytes=self.max_line_bytes)
 
 
 def _json_instead_of_stream(payload: Any) -> UpstreamError:

@@ -64,10 +64,11 @@ from ..errors import UpstreamError
 from ..events import Finish, FinishReason, ProviderEvent, ReasoningDelta, TextDelta, Usage
 from ..request import ChatRequest
 from ..sse_decoder import ServerSentEvent
-from .gemini_request import build_gemini_body
+from .gemini_request import build_gemini_body, gemini_capabilities
 from .http import (
     SSEUpstream,
     incomplete_unless,
+    json_object,
     open_event_stream,
     parse_retry_after,
     status_error,
@@ -162,19 +163,9 @@ class GeminiStreamParser:
         self._tools = ToolCallAssembler()
 
     def feed(self, event: ServerSentEvent) -> Iterable[ProviderEvent]:
-        try:
-            chunk = json.loads(event.data)
-        except ValueError:
-            raise UpstreamError(
-                "the upstream sent a data line that is not JSON", code="upstream_bad_response"
-            ) from None
-        if isinstance(chunk, Mapping) and "error" in chunk:
+        chunk = json_object(event, "a response chunk")
+        if "error" in chunk:
             raise google_error(chunk) or UpstreamError("upstream error", code="upstream_error")
-        if not isinstance(chunk, Mapping):
-            raise UpstreamError(
-                "the upstream sent a JSON value that is not a response chunk",
-                code="upstream_bad_response",
-            )
         out: list[ProviderEvent] = []
         usage = _usage(chunk.get("usageMetadata"))
         if usage is not None:
@@ -286,6 +277,8 @@ class Gemini:
             **self._extra_headers,
             "x-goog-api-key": self._api_key,
         }
+
+    capabilities = gemini_capabilities
 
     def build_body(self, request: ChatRequest) -> dict[str, Any]:
         return build_gemini_body(request, include_thoughts=self.include_thoughts)

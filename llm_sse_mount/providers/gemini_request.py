@@ -22,6 +22,14 @@ consecutive turns of one role              merged into one content (Gemini wants
                                            ``maxOutputTokens``
 ``stop``                                   ``generationConfig.stopSequences``
 (always, unless switched off)              ``generationConfig.thinkingConfig.includeThoughts``
+a user's ``data:`` image                   an ``inlineData {mimeType, data}`` part, in order
+                                           (https image URLs are refused: Gemini fetches only
+                                           its own Files API and Cloud Storage URIs)
+``response_format`` ``json_object``        ``generationConfig.responseMimeType:
+                                           "application/json"``
+``response_format`` ``json_schema``        the same, and ``responseJsonSchema`` (JSON Schema)
+``reasoning.budget_tokens``                ``thinkingConfig.thinkingBudget`` (an OpenAI effort
+                                           has no Gemini equivalent here and is not sent)
 =========================================  ====================================================
 
 Replayed function calls carry the ``thoughtSignature`` Google documents for histories that did
@@ -37,9 +45,33 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import RequestError
-from ..request import ChatRequest, Message
+from ..request import ChatRequest, ImagePart, Message
+from .capabilities import Capabilities
 
-__all__ = ["build_gemini_body", "gemini_contents"]
+__all__ = ["build_gemini_body", "gemini_capabilities", "gemini_contents"]
+
+_CAPABILITIES = Capabilities(
+    image_urls=False, image_data=True, response_formats=frozenset({"json_object", "json_schema"})
+)
+
+
+def gemini_capabilities(provider: object, model: str) -> Capabilities:
+    """What Gemini takes (``Gemini.capabilities``): inline images, JSON and JSON schemas."""
+    return _CAPABILITIES
+
+
+def _user_parts(message: Message) -> list[dict[str, Any]]:
+    if not message.parts:
+        return [{"text": message.content}] if message.content else []
+    out: list[dict[str, Any]] = []
+    for part in message.parts:
+        if isinstance(part, ImagePart):
+            data = part.url.partition(",")[2]
+            out.append({"inlineData": {"mimeType": part.media_type, "data": data}})
+        elif part.text:
+            out.append({"text": part.text})
+    return out
+
 
 #: Google's documented placeholder signature for function calls it did not sign itself.
 REPLAY_SIGNATURE = "skip_thought_signature_validator"
@@ -92,8 +124,7 @@ def gemini_contents(
             role = "user"
         else:
             role = "model" if message.role == "assistant" else "user"
-            if message.content:
-                parts.append({"text": message.content})
+            parts.extend(_user_parts(message))
             for call in message.tool_calls:
                 names[call.id] = call.name
                 fc = {"name": call.name, "args": _args(call.arguments, f"messages[{i}]")}
@@ -152,6 +183,14 @@ def build_gemini_body(request: ChatRequest, *, include_thoughts: bool) -> dict[s
         config["stopSequences"] = list(request.stop)
     if include_thoughts:
         config["thinkingConfig"] = {"includeThoughts": True}
+    if request.reasoning is not None and request.reasoning.budget_tokens is not None:
+        thinking = config.setdefault("thinkingConfig", {})
+        thinking["thinkingBudget"] = request.reasoning.budget_tokens
+    fmt = request.response_format
+    if fmt is not None:
+        config["responseMimeType"] = "application/json"
+        if fmt.type == "json_schema":
+            config["responseJsonSchema"] = dict(fmt.schema or {})
     if config:
         body["generationConfig"] = config
     return body

@@ -35,6 +35,7 @@ from ..errors import UpstreamError, UpstreamTimeout
 from ..events import ProviderEvent
 from ..redaction import redact
 from ..sse_decoder import ServerSentEvent, SSEDecoder
+from .trace_headers import outgoing_headers
 
 #: How much of an error body we read to build a message (the rest is discarded).
 MAX_ERROR_BODY = 64 * 1024
@@ -161,6 +162,9 @@ async def open_event_stream(
     ``on_error_body(status, redacted_body, retry_after)`` lets a vendor read its own error
     shape first (``None`` falls back to the generic mapping above).
     """
+    extra = outgoing_headers()  # trace context, when telemetry asks for it
+    if extra:
+        headers = {**headers, **extra}
     request = http.build_request("POST", url, headers=headers, json=body)
     try:
         response = await http.send(request, stream=True)
@@ -200,6 +204,22 @@ async def open_event_stream(
         await response.aclose()
         raise
     return response
+
+
+def json_object(event: ServerSentEvent, what: str = "an event") -> dict[str, Any]:
+    """The JSON object an upstream's SSE event carries; ``upstream_bad_response`` for a data
+    line that is not JSON or not an object (every vendor's parser starts with this)."""
+    try:
+        data = json.loads(event.data)
+    except ValueError:
+        raise UpstreamError(
+            "the upstream sent a data line that is not JSON", code="upstream_bad_response"
+        ) from None
+    if not isinstance(data, dict):
+        raise UpstreamError(
+            f"the upstream sent a JSON value that is not {what}", code="upstream_bad_response"
+        )
+    return data
 
 
 def incomplete_unless(reason_seen: bool) -> tuple[()]:

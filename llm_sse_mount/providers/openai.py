@@ -20,8 +20,7 @@ What the parser copes with, all seen in the wild:
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -36,9 +35,10 @@ from ..events import (
     ToolCallDelta,
     Usage,
 )
-from ..request import ChatRequest, Message
+from ..request import ChatRequest, ImagePart, Message, ResponseFormat, TextPart
 from ..sse_decoder import ServerSentEvent
-from .http import SSEUpstream, incomplete_unless, open_event_stream
+from .capabilities import Capabilities
+from .http import SSEUpstream, incomplete_unless, json_object, open_event_stream
 from .think_tags import ThinkTagSplitter
 from .tool_calls import ToolCallAssembler
 
@@ -102,16 +102,7 @@ class OpenAIStreamParser:
             out: list[ProviderEvent] = []
             self._flush(out)
             return out
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise UpstreamError(
-                "the upstream sent a data line that is not JSON", code="upstream_bad_response"
-            ) from None
-        if not isinstance(chunk, dict):
-            raise UpstreamError(
-                "the upstream sent a JSON value that is not a chunk", code="upstream_bad_response"
-            )
+        chunk = json_object(event, "a chunk")
         if chunk.get("error") or event.event == "error":
             raise mid_stream_error(chunk)
         out = []
@@ -174,8 +165,24 @@ class OpenAIStreamParser:
         return incomplete_unless(self._saw_finish)
 
 
-def message_to_openai(message: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.role, "content": message.content}
+def image_to_openai(image: ImagePart) -> dict[str, Any]:
+    """OpenAI's ``image_url`` part, the URL (or ``data:`` URI) as the client gave it."""
+    url: dict[str, Any] = {"url": image.url}
+    if image.detail:
+        url["detail"] = image.detail
+    return {"type": "image_url", "image_url": url}
+
+
+def message_to_openai(
+    message: Message, image: Callable[[ImagePart], dict[str, Any]] = image_to_openai
+) -> dict[str, Any]:
+    content: str | list[dict[str, Any]] = message.content
+    if message.parts:
+        content = [
+            {"type": "text", "text": p.text} if isinstance(p, TextPart) else image(p)
+            for p in message.parts
+        ]
+    out: dict[str, Any] = {"role": message.role, "content": content}
     if message.name:
         out["name"] = message.name
     if message.tool_call_id:
@@ -249,7 +256,7 @@ class OpenAICompatible:
     def build_body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": [message_to_openai(m) for m in request.messages],
+            "messages": [message_to_openai(m, self.image_part) for m in request.messages],
             "stream": True,
         }
         if self.stream_usage:
@@ -274,7 +281,19 @@ class OpenAICompatible:
             ]
         if request.tool_choice is not None:
             body["tool_choice"] = request.tool_choice
+        if request.response_format is not None:
+            body["response_format"] = response_format_to_openai(request.response_format)
+        if request.reasoning is not None and request.reasoning.effort:
+            body["reasoning_effort"] = request.reasoning.effort
         return body
+
+    def capabilities(self, model: str) -> Capabilities:
+        """Everything, passed on as is: what a server cannot take, it refuses itself."""
+        return openai_capabilities(self, model)
+
+    def image_part(self, image: ImagePart) -> dict[str, Any]:
+        """One image in this server's form (OpenAI's ``image_url`` part)."""
+        return image_to_openai(image)
 
     def new_parser(self) -> OpenAIStreamParser:
         return OpenAIStreamParser(think_tags=self.think_tags)
@@ -290,6 +309,27 @@ class OpenAICompatible:
             secrets=self.secrets(),
         )
         return SSEUpstream(response, self.new_parser(), max_line_bytes=self.max_line_bytes)
+
+
+def response_format_to_openai(fmt: ResponseFormat) -> dict[str, Any]:
+    """OpenAI chat's ``response_format``."""
+    if fmt.type == "json_object":
+        return {"type": "json_object"}
+    spec: dict[str, Any] = {"name": fmt.name or "response", "schema": dict(fmt.schema or {})}
+    if fmt.strict is not None:
+        spec["strict"] = fmt.strict
+    return {"type": "json_schema", "json_schema": spec}
+
+
+#: An OpenAI-compatible server gets images and formats as is: the server decides.
+_EVERYTHING = Capabilities(
+    image_urls=True, image_data=True, response_formats=frozenset({"json_object", "json_schema"})
+)
+
+
+def openai_capabilities(provider: object, model: str) -> Capabilities:
+    """What an OpenAI API server takes: everything, passed on as is."""
+    return _EVERYTHING
 
 
 def _json_instead_of_stream(payload: Any) -> UpstreamError:

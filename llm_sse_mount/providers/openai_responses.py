@@ -56,7 +56,6 @@ before the stream are OpenAI's JSON error bodies (the generic mapping of ``http`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -64,10 +63,10 @@ import httpx
 
 from ..errors import RequestError, UpstreamError
 from ..events import Finish, FinishReason, ProviderEvent, ReasoningDelta, TextDelta, Usage
-from ..request import ChatRequest, Message
+from ..request import ChatRequest, ImagePart, Message, ResponseFormat
 from ..sse_decoder import ServerSentEvent
-from .http import SSEUpstream, incomplete_unless, open_event_stream
-from .openai import mid_stream_error
+from .http import SSEUpstream, incomplete_unless, json_object, open_event_stream
+from .openai import mid_stream_error, openai_capabilities
 from .tool_calls import ToolCallAssembler
 
 __all__ = ["OpenAIResponses", "ResponsesStreamParser", "responses_input"]
@@ -86,7 +85,9 @@ def responses_input(messages: Iterable[Message]) -> tuple[str | None, list[dict[
                 {"type": "function_call_output", "call_id": call_id, "output": message.content}
             )
         else:
-            if message.content or not message.tool_calls:
+            if message.parts:
+                items.append({"role": message.role, "content": _input_parts(message)})
+            elif message.content or not message.tool_calls:
                 items.append({"role": message.role, "content": message.content})
             for call in message.tool_calls:
                 items.append(
@@ -98,6 +99,23 @@ def responses_input(messages: Iterable[Message]) -> tuple[str | None, list[dict[
                     }
                 )
     return ("\n\n".join(system) if system else None), items
+
+
+def _input_parts(message: Message) -> list[dict[str, Any]]:
+    return [
+        {"type": "input_image", "image_url": p.url, "detail": p.detail or "auto"}
+        if isinstance(p, ImagePart)
+        else {"type": "input_text", "text": p.text}
+        for p in message.parts
+    ]
+
+
+def text_format(fmt: ResponseFormat) -> dict[str, Any]:
+    """``text.format`` for a response format."""
+    if fmt.type == "json_object":
+        return {"type": "json_object"}
+    out = {"type": "json_schema", "name": fmt.name or "response", "schema": dict(fmt.schema or {})}
+    return out if fmt.strict is None else {**out, "strict": fmt.strict}
 
 
 def _tool_choice(choice: str | Mapping[str, Any]) -> str | dict[str, Any]:
@@ -185,16 +203,7 @@ class ResponsesStreamParser:
         if event.data == "[DONE]":
             self.finished = True
             return ()
-        try:
-            data = json.loads(event.data)
-        except ValueError:
-            raise UpstreamError(
-                "the upstream sent a data line that is not JSON", code="upstream_bad_response"
-            ) from None
-        if not isinstance(data, Mapping):
-            raise UpstreamError(
-                "the upstream sent a JSON value that is not an event", code="upstream_bad_response"
-            )
+        data = json_object(event)
         kind = data.get("type") or event.event
         delta = data.get("delta")
         if kind == "response.output_text.delta" and isinstance(delta, str) and delta:
@@ -352,7 +361,13 @@ class OpenAIResponses:
             body["tool_choice"] = _tool_choice(request.tool_choice)
         if self.reasoning_summary:
             body["reasoning"] = {"summary": self.reasoning_summary}
+        if request.reasoning is not None and request.reasoning.effort:
+            body["reasoning"] = {**body.get("reasoning", {}), "effort": request.reasoning.effort}
+        if request.response_format is not None:
+            body["text"] = {"format": text_format(request.response_format)}
         return body
+
+    capabilities = openai_capabilities  # images and formats as is: the server decides
 
     async def open(self, request: ChatRequest, http: httpx.AsyncClient) -> SSEUpstream:
         response = await open_event_stream(

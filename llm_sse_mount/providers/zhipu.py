@@ -2,21 +2,40 @@
 the shared parser (finish reason sent twice, usage on the last chunk with choices, ``sensitive``
 and ``network_error`` finish reasons, ``{"error": {"code": "1113", ...}}`` bodies), and its own
 authentication: a JWT signed from the ``id.secret`` key, or the raw key (see ``zhipu_auth``).
+
+Beyond text (from GLM's API reference): JSON mode is ``response_format: {"type":
+"json_object"}``; GLM has no JSON-schema mode, so ``json_schema`` is refused (400) rather than
+answered as free JSON. Images go only to the vision models (``glm-4v``, ``glm-4v-plus``,
+``glm-4v-flash``, ``glm-4.1v-thinking-*``, ``glm-4.5v``, ...: a ``v`` right after the version),
+as ``image_url`` parts whose ``url`` is the https URL or, for inline images, the bare base64
+(GLM's documented form, without the ``data:`` prefix); ``detail`` is not sent. Any other model
+refuses images with a 400 naming the model. ``reasoning_effort`` has no GLM equivalent and is
+not sent.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
+from ..request import ChatRequest, ImagePart
+from .capabilities import Capabilities
 from .openai import OpenAICompatible
 from .zhipu_auth import ZhipuAuth
 
 __all__ = ["Zhipu"]
 
 ZHIPU_BASE_URL = "https://open.bigmodel.cn/api/paas/v4"
+
+#: GLM's vision models: ``glm-4v``, ``glm-4v-plus-0111``, ``glm-4.1v-thinking-flash``, ``glm-4.5v``.
+_VISION_MODEL = re.compile(r"glm-\d+(\.\d+)?v(\b|-|$)", re.IGNORECASE)
+_TEXT = Capabilities(response_formats=frozenset({"json_object"}))
+_VISION = Capabilities(
+    image_urls=True, image_data=True, response_formats=frozenset({"json_object"})
+)
 
 
 class Zhipu(OpenAICompatible):
@@ -64,3 +83,15 @@ class Zhipu(OpenAICompatible):
 
     def authorization(self) -> str:
         return self._auth.authorization()
+
+    def capabilities(self, model: str) -> Capabilities:
+        return _VISION if _VISION_MODEL.match(model) else _TEXT
+
+    def image_part(self, image: ImagePart) -> dict[str, Any]:
+        url = image.url.partition(",")[2] if image.url.startswith("data:") else image.url
+        return {"type": "image_url", "image_url": {"url": url}}
+
+    def build_body(self, request: ChatRequest) -> dict[str, Any]:
+        body = super().build_body(request)
+        body.pop("reasoning_effort", None)
+        return body
