@@ -38,6 +38,9 @@ def parse(argv: list[str] | None = None) -> Config:
     )
     p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     p.add_argument("--http", choices=("h11", "httptools"), default="h11")
+    p.add_argument(
+        "--name", default="latest", help="results file stem under bench/results (default latest)"
+    )
     args = p.parse_args(argv)
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     unknown = [v for v in variants if v not in VARIANTS]
@@ -65,6 +68,7 @@ def parse(argv: list[str] | None = None) -> Config:
         loop=args.loop,
         http=args.http,
         quick=quick,
+        name=args.name,
     )
 
 
@@ -109,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed_s": raw["elapsed_s"],
     }
     result["scaling"] = report.scaling(result)
-    text = report.write(result, RESULTS)
+    text = report.write(result, RESULTS, cfg.name)
     print(text)
-    say(f"wrote {RESULTS / 'latest.md'}, latest.json, latest.png")
+    say(f"wrote {RESULTS / cfg.name}.md, .json, .png")
     return 0
 
 

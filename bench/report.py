@@ -306,12 +306,12 @@ def plot_scaling(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write(result: dict[str, Any], outdir: Path) -> str:
+def write(result: dict[str, Any], outdir: Path, name: str = "latest") -> str:
     outdir.mkdir(parents=True, exist_ok=True)
     text = markdown(result)
-    (outdir / "latest.md").write_text(text)
+    (outdir / f"{name}.md").write_text(text)
     slim = {k: v for k, v in result.items() if k != "raw"}
-    (outdir / "latest.json").write_text(json.dumps(slim, indent=1, default=str) + "\n")
-    plot(result, outdir / "latest.png")
-    plot_scaling(result, outdir / "scaling.png")
+    (outdir / f"{name}.json").write_text(json.dumps(slim, indent=1, default=str) + "\n")
+    plot(result, outdir / f"{name}.png")
+    plot_scaling(result, outdir / ("scaling.png" if name == "latest" else f"{name}_scaling.png"))
     return text

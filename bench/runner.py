@@ -52,6 +52,7 @@ class Config:
     loop: str = "asyncio"
     http: str = "h11"
     quick: bool = False
+    name: str = "latest"  # results file stem
 
 
 @dataclass
