@@ -11,8 +11,9 @@ from types import FrameType
 from typing import Any
 
 from . import report
-from .runner import VARIANTS, Config, run
+from .runner import Config, run
 from .stats import summarize_streams
+from .variants import DEFAULT, VARIANTS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -26,14 +27,20 @@ def parse(argv: list[str] | None = None) -> Config:
     p.add_argument("--quick", action="store_true", help="~30 s run: N in 1,16,64, one round")
     p.add_argument(
         "--variants",
-        default=",".join(VARIANTS),
-        help=f"comma list from {', '.join(VARIANTS)} (default: all)",
+        default=",".join(DEFAULT),
+        help=f"comma list from {', '.join(VARIANTS)} (default: {', '.join(DEFAULT)})",
     )
     p.add_argument("--concurrency", type=_ints, help="comma list (default 1,16,64,256)")
     p.add_argument("--rounds", type=int, help="interleaved rounds per concurrency (default 2)")
     p.add_argument("--ramp", type=_ints, help="ramp levels (default 64,128,256,512,1024)")
-    p.add_argument("--hold", type=int, help="streams held open for the memory figure (256)")
+    p.add_argument(
+        "--hold", type=_ints, help="streams held open for the memory figure (16,64,256,1024)"
+    )
     p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    p.add_argument("--http", choices=("h11", "httptools"), default="h11")
+    p.add_argument(
+        "--name", default="latest", help="results file stem under bench/results (default latest)"
+    )
     args = p.parse_args(argv)
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     unknown = [v for v in variants if v not in VARIANTS]
@@ -44,17 +51,24 @@ def parse(argv: list[str] | None = None) -> Config:
             import uvloop  # noqa: F401
         except ImportError:
             p.error("--loop uvloop: uvloop is not installed")
+    if args.http == "httptools":
+        try:
+            import httptools  # noqa: F401
+        except ImportError:
+            p.error("--http httptools: httptools is not installed")
     quick = args.quick
     return Config(
         variants=variants,
         levels=args.concurrency or ((1, 16, 64) if quick else (1, 16, 64, 256)),
         rounds=args.rounds or (1 if quick else 2),
         ramp=args.ramp or ((64, 128) if quick else (64, 128, 256, 512, 1024)),
-        hold_n=args.hold or (64 if quick else 256),
+        hold=tuple(sorted(args.hold or ((16, 64) if quick else (16, 64, 256, 1024)))),
         min_streams=2 if quick else 4,
         timeout=20.0 if quick else 30.0,
         loop=args.loop,
+        http=args.http,
         quick=quick,
+        name=args.name,
     )
 
 
@@ -98,9 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         "skipped": raw["skipped"],
         "elapsed_s": raw["elapsed_s"],
     }
-    text = report.write(result, RESULTS)
+    result["scaling"] = report.scaling(result)
+    text = report.write(result, RESULTS, cfg.name)
     print(text)
-    say(f"wrote {RESULTS / 'latest.md'}, latest.json, latest.png")
+    say(f"wrote {RESULTS / cfg.name}.md, .json, .png")
     return 0
 
 

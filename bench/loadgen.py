@@ -5,7 +5,8 @@ httpx client: at 256+ streams httpx's per-chunk overhead would put the load gene
 critical path of a 2-core machine. It parses just enough: HTTP/1.1 status and framing (chunked,
 content-length or read-to-close), SSE events split on blank lines, and a token is either a
 ``data:`` chunk whose ``choices[0].delta.content`` is non-empty (``kind="openai"``) or an
-``event: delta`` frame (``kind="native"``). Every token gets the arrival time of the socket read
+``event: delta`` frame (``kind="native"``) or a ``response.output_text.delta`` event
+(``kind="responses"``). Every token gets the arrival time of the socket read
 that completed it, so tokens coalesced into one TCP read share a timestamp (a 0 ms gap).
 
 Commands (one JSON object per line); every reply is one JSON line:
@@ -31,12 +32,18 @@ import time
 from typing import Any
 
 _SEP = b"\n\n"
+#: kind → (the event name of a token, the event name of the end)
+_NAMED = {
+    "native": (b"delta", b"done"),
+    "responses": (b"response.output_text.delta", b"response.completed"),
+}
 
 
 class _Stream(asyncio.Protocol):
     def __init__(self, request: bytes, kind: str, t0: float) -> None:
         self.request = request
-        self.native = kind == "native"
+        # Named SSE events (native, Responses): which event is a token and which ends it.
+        self.named = _NAMED.get(kind)
         self.t0 = t0
         self.times: list[float] = []
         self.status = 0
@@ -149,13 +156,14 @@ class _Stream(asyncio.Protocol):
         del sse[:start]
 
     def _event(self, event: bytes, now: float) -> None:
-        if self.native:
+        if self.named is not None:
+            token, end = self.named
             for line in event.split(b"\n"):
                 if line.startswith(b"event:"):
                     name = line[6:].strip()
-                    if name == b"delta":
+                    if name == token:
                         self._token(now)
-                    elif name == b"done":
+                    elif name == end:
                         self.done = True
             return
         for line in event.split(b"\n"):

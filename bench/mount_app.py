@@ -1,8 +1,16 @@
 """The mount under test, built from the environment, as a uvicorn factory.
 
 ``BENCH_UPSTREAM_BASE`` is the fake upstream's OpenAI base URL (``http://127.0.0.1:PORT/v1``).
-The same app serves both mount variants: ``POST /chat`` (native) and
-``POST /v1/chat/completions`` (OpenAI-compatible); the runner starts one process per variant.
+The same app serves every mount variant: ``POST /chat`` (native), ``POST /v1/chat/completions``
+(OpenAI-compatible), ``POST /v1/responses``; the runner starts one process per variant.
+
+Variant flags (environment):
+
+- ``BENCH_STORE=redis``: a :class:`~llm_sse_mount.store.redis.RedisStore` on ``REDIS_URL``
+  (default ``redis://127.0.0.1:6379/0``) under a key prefix unique to the process.
+- ``BENCH_MOUNT_TELEMETRY=on``: OpenTelemetry (an SDK exporting nowhere), Prometheus and the
+  JSON log line (see :func:`_telemetry`).
+- ``BENCH_MOUNT_KEEPALIVE=N``: a client of ours with N idle upstream connections.
 
 ``python -m bench.mount_app --check`` exits 0 when the mount can be built, or prints the reason
 it cannot and exits 1; the runner uses it to skip the mount variants with a clear line.
@@ -38,13 +46,27 @@ def create_app() -> Any:
             timeout=httpx.Timeout(10.0, read=None),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=int(keepalive)),
         )
+    extra: dict[str, Any] = {}
+    if os.environ.get("BENCH_STORE") == "redis":
+        extra["store"] = _redis_store()
     return LLMMount(
         provider=provider,
         model="bench-model",
         ping_interval=15,
         http_client=client,
         **_telemetry(os.environ.get("BENCH_MOUNT_TELEMETRY", "off")),
+        **extra,
     )
+
+
+def _redis_store() -> Any:
+    try:
+        from llm_sse_mount.store.redis import RedisStore
+    except ImportError as exc:
+        raise MountUnavailable(f"the Redis store is not usable ({exc})") from exc
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    # A short retention: the bench writes ~10^5 frames a run, and Redis is shared.
+    return RedisStore(url, prefix=f"bench:{os.getpid()}:", retention=30.0)
 
 
 def _telemetry(mode: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import psutil
 
 from .stats import diff, ratio, summarize_streams
+from .variants import VARIANTS
 
 PACKAGES = (
     "uvicorn",
@@ -73,13 +74,37 @@ def figures(raw: dict[str, Any]) -> dict[str, Any]:
             s["rounds"] = len(phases)
             rows[name][int(n)] = s
     for name, by_n in rows.items():
+        v = VARIANTS.get(name)
+        floor_phases = raw["targets"].get(v.floor if v else "", {})
         for n, s in by_n.items():
+            # Round r of a variant ran next to round r of its floor: the ratio per round shows
+            # how far machine noise moves the figure (the pooled ratio is the headline).
+            per_round = [
+                ratio(_per_token(a), _per_token(b))
+                for a, b in zip(raw["targets"][name][n], floor_phases.get(n, ()), strict=False)
+            ]
+            known = sorted(r for r in per_round if r is not None)
+            s["cpu_ratio_rounds"] = known
+            s["cpu_ratio_spread"] = (known[0], known[-1]) if known and name != v.floor else None
             base = rows.get("direct", {}).get(n, {})
             for key in ("ttft_p50", "ttft_p99", "gap_p50", "gap_p99"):
                 s[f"added_{key}"] = diff(s[key], base.get(key)) if name != "direct" else None
-            floor = rows.get("passthrough", {}).get(n, {}).get("relay_us_per_token")
-            s["cpu_vs_passthrough"] = ratio(s["relay_us_per_token"], floor)
+            v = VARIANTS.get(name)
+            floor_row = rows.get(v.floor if v else "passthrough", {}).get(n, {})
+            s["cpu_vs_passthrough"] = ratio(
+                s["relay_us_per_token"], floor_row.get("relay_us_per_token")
+            )
+            # The target is judged against the floor relay, not against no relay at all.
+            s["gap_p99_over_passthrough"] = (
+                diff(s["gap_p99"], floor_row.get("gap_p99")) if v and v.app else None
+            )
     return rows
+
+
+def _per_token(phase: dict[str, Any]) -> float | None:
+    relay = phase["cpu_s"].get("relay")
+    tokens = sum(st["tokens"] for st in phase["streams"])
+    return relay / tokens * 1e6 if relay is not None and tokens else None
 
 
 def _f(value: float | None, digits: int = 1, signed: bool = False) -> str:
@@ -99,7 +124,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"{m['memory_gib']} GiB, {m['os']}, Python {m['python']}.  ",
         f"Packages: {pk}.  ",
         f"Run: {'quick' if cfg['quick'] else 'full'}, concurrency {cfg['levels']}, {cfg['rounds']} "
-        f"round(s) interleaved, uvicorn --loop {cfg['loop']} --http h11, 1 worker; upstream 64 "
+        f"round(s) interleaved, uvicorn --loop {cfg['loop']} --http {cfg.get('http', 'h11')} (`+std` "
+        f"variants: --loop uvloop --http httptools), 1 worker; upstream 64 "
         f"tokens 20 ms apart; {result['elapsed_s']:.0f} s.",
         "Mount upstream keep-alive: "
         + (
@@ -116,11 +142,15 @@ def markdown(result: dict[str, Any]) -> str:
     out += [
         "## Latency and relay CPU",
         "",
-        "Times in ms. *+x* = the variant's own percentile minus direct's at the same concurrency.",
+        "Times in ms. *+x* = the variant's own percentile minus direct's at the same concurrency. "
+        "*× passthrough*: relay CPU per token against the passthrough on the same server (plain, "
+        "or `+std` against `passthrough+std`), pooled over the rounds; *per round*: the lowest "
+        "and highest ratio of one round (variant and floor ran side by side), i.e. the noise.",
         "",
         "| variant | N | streams | TTFT p50 | TTFT p99 | +TTFT p50 | +TTFT p99 | gap p50 | gap p99 "
-        "| +gap p50 | +gap p99 | max gap | relay µs/token | × passthrough | errors |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| +gap p50 | +gap p99 | gap p99 − passthrough's | max gap | relay µs/token | × passthrough "
+        "| × per round (min–max) | errors |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for n in sorted({n for by_n in rows.values() for n in by_n}):
         for name, by_n in rows.items():
@@ -138,9 +168,13 @@ def markdown(result: dict[str, Any]) -> str:
                 _f(s["gap_p50"]),
                 _f(s["gap_p99"]),
                 *(_f(s[f"added_{k}"], signed=True) for k in ("gap_p50", "gap_p99")),
+                _f(s.get("gap_p99_over_passthrough"), signed=True),
                 _f(s["gap_max"]),
                 _f(s["relay_us_per_token"], 0),
                 _f(s["cpu_vs_passthrough"], 2),
+                "–"
+                if not s.get("cpu_ratio_spread")
+                else f"{s['cpu_ratio_spread'][0]:.2f}–{s['cpu_ratio_spread'][1]:.2f}",
                 str(errors),
             ]
             out.append("| " + " | ".join(cells) + " |")
@@ -148,19 +182,27 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "## Memory and capacity",
         "",
-        "| variant | idle RSS MiB | streams held open | RSS per open stream KiB "
-        "| max sustained concurrency (max gap < 200 ms) |",
-        "|---|--:|--:|--:|--:|",
+        "RSS per open stream at the largest level held; × = against passthrough-sse (the same "
+        "parts the mount must use: httpx, sse-starlette); by level = KiB per stream at each level.",
+        "",
+        "| variant | idle RSS MiB | streams held open | RSS per open stream KiB | × passthrough-sse "
+        "| by level | max sustained concurrency (max gap < 200 ms) |",
+        "|---|--:|--:|--:|--:|---|--:|",
     ]
+    sse_floor = result["memory"].get("passthrough-sse", {}).get("per_stream_kib")
     for name in rows:
         mem = result["memory"].get(name, {})
         ramp = result["ramp"].get(name, {})
         sustained = ramp.get("max_sustained")
         cap = f"≥ {sustained} (highest tried)" if ramp.get("capped") else str(sustained)
         idle = mem.get("idle_rss")
+        by_level = ", ".join(
+            f"{lv['n']}: {_f(lv['per_stream_kib'], 0)}" for lv in mem.get("levels", ())
+        )
         out.append(
             f"| {name} | {_f(idle / 2**20) if idle else '–'} | "
             f"{mem.get('open', '–')}/{mem.get('n', '–')} | {_f(mem.get('per_stream_kib'))} | "
+            f"{_f(ratio(mem.get('per_stream_kib'), sse_floor), 2)} | {by_level} | "
             f"{cap if ramp else '–'} |"
         )
     out += [
@@ -213,11 +255,63 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write(result: dict[str, Any], outdir: Path) -> str:
+def scaling(result: dict[str, Any]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """Per relay variant: CPU µs/token by concurrency (matrix and ramp levels, pooled per N)
+    and RSS KiB per open stream by streams held."""
+    out: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for name, by_n in result["figures"].items():
+        if name == "direct":
+            continue
+        cpu = {int(n): s["relay_us_per_token"] for n, s in by_n.items()}
+        for level in result["ramp"].get(name, {}).get("levels", ()):
+            if level["n"] not in cpu and level.get("relay_us_per_token") is not None:
+                cpu[level["n"]] = level["relay_us_per_token"]
+        mem = [
+            (lv["n"], lv["per_stream_kib"])
+            for lv in result["memory"].get(name, {}).get("levels", ())
+            if lv.get("per_stream_kib") is not None
+        ]
+        out[name] = {
+            "cpu_us_per_token": sorted((n, c) for n, c in cpu.items() if c is not None),
+            "rss_kib_per_stream": sorted(mem),
+        }
+    return out
+
+
+def plot_scaling(result: dict[str, Any], path: Path) -> None:
+    """How the cost grows with concurrency: both lines should stay flat."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = scaling(result)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, key, title in (
+        (axes[0], "cpu_us_per_token", "relay CPU µs per token"),
+        (axes[1], "rss_kib_per_stream", "RSS KiB per open stream"),
+    ):
+        for name, series in data.items():
+            if series[key]:
+                ax.plot(*zip(*series[key], strict=False), marker="o", label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("concurrent streams")
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("llm_sse_mount: cost per token and per stream, 1 to 1,024 streams")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(result: dict[str, Any], outdir: Path, name: str = "latest") -> str:
     outdir.mkdir(parents=True, exist_ok=True)
     text = markdown(result)
-    (outdir / "latest.md").write_text(text)
+    (outdir / f"{name}.md").write_text(text)
     slim = {k: v for k, v in result.items() if k != "raw"}
-    (outdir / "latest.json").write_text(json.dumps(slim, indent=1, default=str) + "\n")
-    plot(result, outdir / "latest.png")
+    (outdir / f"{name}.json").write_text(json.dumps(slim, indent=1, default=str) + "\n")
+    plot(result, outdir / f"{name}.png")
+    plot_scaling(result, outdir / ("scaling.png" if name == "latest" else f"{name}_scaling.png"))
     return text

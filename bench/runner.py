@@ -10,12 +10,15 @@ Phases, in order:
 3. ramp: per variant, rising concurrency until the max inter-token gap reaches ``GAP_LIMIT_MS``
    (levels already measured in the matrix are reused, not rerun).
 4. memory: per relay variant, a fresh process on the upstream's long, slow ``/hold/v1`` profile;
-   idle RSS after a one-stream warm-up, then RSS with ``hold_n`` streams open mid-answer.
+   idle RSS after a one-stream warm-up, then RSS with each level of ``hold`` streams open
+   mid-answer, ascending.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -29,44 +32,11 @@ import psutil
 
 from .procs import ROOT, LoadGen, Procs, free_port
 from .stats import EXPECTED_TOKENS, summarize_streams
+from .variants import MOUNT, VARIANTS, Variant
+
+__all__ = ["GAP_LIMIT_MS", "VARIANTS", "Config", "Runner", "run"]
 
 GAP_LIMIT_MS = 200.0  # 10x the upstream's 20 ms pacing
-MESSAGES = [{"role": "user", "content": "hi"}]
-OPENAI_BODY = {"model": "bench-model", "messages": MESSAGES, "stream": True}
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    app: str | None  # uvicorn factory; None: the load generator calls the upstream itself
-    path: str
-    kind: str  # how the load generator counts tokens: "openai" or "native"
-    body: dict[str, Any]
-
-
-VARIANTS = {
-    v.name: v
-    for v in (
-        Variant("direct", None, "/v1/chat/completions", "openai", OPENAI_BODY),
-        Variant(
-            "passthrough",
-            "bench.passthrough:create_app",
-            "/v1/chat/completions",
-            "openai",
-            OPENAI_BODY,
-        ),
-        Variant(
-            "mount-native", "bench.mount_app:create_app", "/chat", "native", {"messages": MESSAGES}
-        ),
-        Variant(
-            "mount-openai",
-            "bench.mount_app:create_app",
-            "/v1/chat/completions",
-            "openai",
-            OPENAI_BODY,
-        ),
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -75,12 +45,14 @@ class Config:
     levels: tuple[int, ...]
     rounds: int
     ramp: tuple[int, ...]
-    hold_n: int
+    hold: tuple[int, ...]  # ascending stream counts held open in one fresh relay
     hold_s: float = 1.5
     min_streams: int = 4  # small concurrencies run sequential batches to get this many streams
     timeout: float = 30.0  # per stream
     loop: str = "asyncio"
+    http: str = "h11"
     quick: bool = False
+    name: str = "latest"  # results file stem
 
 
 @dataclass
@@ -98,7 +70,10 @@ class Runner:
         self.say = say
         self.up_port = free_port()
         self.upstream = procs.start(
-            "upstream", ["-m", "bench.upstream", "--port", str(self.up_port)]
+            # A slow hold profile, so 1,024 held streams do not saturate the relay: the memory
+            # figure is of open streams, not of a backlog of frames.
+            "upstream",
+            ["-m", "bench.upstream", "--port", str(self.up_port), "--hold-interval-ms", "250"],
         )
         reason = procs.wait_listening(self.upstream, self.up_port)
         if reason:
@@ -123,9 +98,9 @@ class Runner:
             "--port",
             str(port),
             "--loop",
-            self.cfg.loop,
+            "uvloop" if variant.standard else self.cfg.loop,
             "--http",
-            "h11",
+            "httptools" if variant.standard else self.cfg.http,
             "--log-level",
             "warning",
             "--no-access-log",
@@ -134,7 +109,10 @@ class Runner:
             "--timeout-graceful-shutdown",
             "2",
         ]
-        env = {"BENCH_UPSTREAM_BASE": f"http://127.0.0.1:{self.up_port}{upstream_path}"}
+        env = {
+            "BENCH_UPSTREAM_BASE": f"http://127.0.0.1:{self.up_port}{upstream_path}",
+            **variant.env,
+        }
         child = self.procs.start(f"{variant.name}-{tag}", argv, env=env)
         reason = self.procs.wait_listening(child, port)
         if reason:
@@ -142,10 +120,18 @@ class Runner:
             return None, reason
         return Target(variant, port, child), ""
 
-    def mount_unavailable(self) -> str | None:
+    def unavailable(self, variant: Variant) -> str | None:
+        """Why ``variant`` cannot run here, or None."""
+        if variant.standard:
+            missing = [m for m in ("uvloop", "httptools") if importlib.util.find_spec(m) is None]
+            if missing:
+                return f"uvicorn[standard] is not installed ({', '.join(missing)} missing)"
+        if variant.app != MOUNT:
+            return None
         check = subprocess.run(
             [sys.executable, "-m", "bench.mount_app", "--check"],
             cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **variant.env},
             capture_output=True,
             text=True,
             timeout=60,
@@ -183,15 +169,11 @@ class Runner:
         }
 
     def setup(self) -> None:
-        wanted = [VARIANTS[name] for name in self.cfg.variants]
-        mount_reason = None
-        if any(v.app == "bench.mount_app:create_app" for v in wanted):
-            mount_reason = self.mount_unavailable()
-        for v in wanted:
+        for v in (VARIANTS[name] for name in self.cfg.variants):
             if v.app is None:
                 target: Target | None = Target(v, self.up_port, None)
-            elif v.app == "bench.mount_app:create_app" and mount_reason:
-                self.skip(v.name, mount_reason)
+            elif reason := self.unavailable(v):
+                self.skip(v.name, reason)
                 continue
             else:
                 target, reason = self.start_relay(v, "/v1", "main")
@@ -227,29 +209,32 @@ class Runner:
                     self.say(_line(name, n, rnd, result))
 
     def ramp(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for name, target in self.targets.items():
-            levels: list[dict[str, Any]] = []
-            sustained = 0
-            for n in self.cfg.ramp:
+        """Rising levels, every variant still passing at each level before the next level
+        (interleaved like the matrix, so a noisy minute hits all variants, not one)."""
+        levels: dict[str, list[dict[str, Any]]] = {name: [] for name in self.targets}
+        alive = list(self.targets)
+        for i, n in enumerate(self.cfg.ramp):
+            shift = i % len(alive) if alive else 0
+            for name in alive[shift:] + alive[:shift]:
+                target = self.targets[name]
                 phases = target.phases.get(n) or [self.phase(target, n)]
                 level = _ramp_level(n, phases, reused=n in target.phases)
                 if not level["ok"]:  # one hiccup on a shared machine must not decide: retry once
                     level = _ramp_level(n, [self.phase(target, n)], reused=False, retried=True)
-                levels.append(level)
-                ok = level["ok"]
+                levels[name].append(level)
                 self.say(
                     f"  ramp {name:13} N={n:<4} max gap {_f(level['gap_max'])} ms "
                     f"errors {level['errors']}{' (retry)' if level['retried'] else ''} "
-                    f"-> {'ok' if ok else 'FAIL'}"
+                    f"-> {'ok' if level['ok'] else 'FAIL'}"
                 )
-                if not ok:
-                    break
-                sustained = n
+            alive = [name for name in alive if levels[name][-1]["ok"]]
+        out: dict[str, dict[str, Any]] = {}
+        for name, done in levels.items():
+            passed = [lv["n"] for lv in done if lv["ok"]]
             out[name] = {
-                "levels": levels,
-                "max_sustained": sustained,
-                "capped": bool(levels) and levels[-1]["ok"],
+                "levels": done,
+                "max_sustained": passed[-1] if passed else 0,
+                "capped": bool(done) and done[-1]["ok"],
             }
         return out
 
@@ -275,37 +260,47 @@ class Runner:
         return out
 
     def hold(self, target: Target) -> dict[str, Any]:
+        """RSS per open stream at each level of ``cfg.hold`` (ascending, one fresh process):
+        (peak RSS with N streams open − idle RSS after a one-stream warm-up) / streams open.
+        The headline figure is the largest level; the others draw how it grows."""
         assert target.child is not None
         proc = psutil.Process(target.child.pid)
         timeout = self.cfg.timeout + 10
-        for n, hold_s in ((1, 0.0), (self.cfg.hold_n, self.cfg.hold_s)):
-            if n > 1:  # the one-stream warm-up has loaded every lazy import and the client
-                time.sleep(0.3)
-                idle = proc.memory_info().rss
-            self.loadgen.send(self.command(target, n, cmd="hold", hold_s=hold_s))
+        self.loadgen.send(self.command(target, 1, cmd="hold", hold_s=0.0))
+        self.loadgen.read(timeout)
+        self.loadgen.read(timeout)
+        time.sleep(0.3)  # the warm-up loaded every lazy import and the client
+        idle = proc.memory_info().rss
+        levels = []
+        for n in self.cfg.hold:
+            self.loadgen.send(self.command(target, n, cmd="hold", hold_s=self.cfg.hold_s))
             ready = self.loadgen.read(timeout)
             peak = proc.memory_info().rss
-            end = time.monotonic() + hold_s * 0.8
+            end = time.monotonic() + self.cfg.hold_s * 0.8
             while time.monotonic() < end:
                 time.sleep(0.1)
                 peak = max(peak, proc.memory_info().rss)
             final = self.loadgen.read(timeout)
-        opened = ready["open"]
-        return {
-            "n": self.cfg.hold_n,
-            "open": opened,
-            "idle_rss": idle,
-            "held_rss": peak,
-            "per_stream_kib": (peak - idle) / opened / 1024 if opened else None,
-            "still_open_after_hold": final["still_open_after_hold"],
-            "errors": final["errors"],
-        }
+            opened = ready["open"]
+            levels.append(
+                {
+                    "n": n,
+                    "open": opened,
+                    "held_rss": peak,
+                    "per_stream_kib": (peak - idle) / opened / 1024 if opened else None,
+                    "still_open_after_hold": final["still_open_after_hold"],
+                    "errors": final["errors"],
+                }
+            )
+            time.sleep(0.5)  # the closed streams' tasks finish before the next level
+        return {"idle_rss": idle, **levels[-1], "levels": levels}
 
 
 def _ramp_level(
     n: int, phases: list[dict[str, Any]], reused: bool, retried: bool = False
 ) -> dict[str, Any]:
     s = summarize_streams(st for p in phases for st in p["streams"])
+    relay = [p["cpu_s"]["relay"] for p in phases if "relay" in p["cpu_s"]]
     ok = (
         not s["errors"]
         and not s["short_streams"]
@@ -315,6 +310,8 @@ def _ramp_level(
     return {
         "n": n,
         "gap_max": s["gap_max"],
+        "gap_p99": s["gap_p99"],
+        "relay_us_per_token": sum(relay) / s["tokens"] * 1e6 if relay and s["tokens"] else None,
         "errors": s["errors"],
         "short_streams": s["short_streams"],
         "ok": ok,

@@ -7,8 +7,9 @@ client (``send_timeout``, or shutdown with bytes still unsent) it aborts the con
 
 ASGI has no abort message. The server's transport is found by following the ``send`` callable
 back to the server (through the closures and bound methods that middleware wraps it in); this
-works with uvicorn's h11 and httptools protocols. Where no transport is found (another server)
-nothing happens, and the server's own timeouts apply (``--timeout-graceful-shutdown``).
+works with uvicorn's h11 and httptools protocols, on asyncio and on uvloop. Where no transport
+is found (another server) nothing happens, and the server's own timeouts apply
+(``--timeout-graceful-shutdown``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from starlette.types import Send
@@ -45,6 +46,18 @@ def _next_objects(obj: Any) -> list[Any]:
     return out
 
 
+def _is_transport(obj: object) -> bool:
+    # By what it can do, not by class: uvloop's transports (uvicorn[standard], what production
+    # installs) are not asyncio.WriteTransport subclasses, and matching the class left every
+    # stuck client on uvloop unaborted (the benchmark's uvicorn[standard] runs found it).
+    if isinstance(obj, asyncio.WriteTransport):
+        return True
+    return all(
+        callable(getattr(obj, name, None))
+        for name in ("abort", "is_closing", "get_write_buffer_size")
+    )
+
+
 def server_transport(send: Send) -> asyncio.WriteTransport | None:
     """The server's transport behind ``send``, if it can be found."""
     frontier: list[Any] = [send]
@@ -56,8 +69,8 @@ def server_transport(send: Send) -> asyncio.WriteTransport | None:
                 continue
             seen.add(id(obj))
             transport = getattr(obj, "transport", None)
-            if isinstance(transport, asyncio.WriteTransport):
-                return transport
+            if _is_transport(transport):
+                return cast(asyncio.WriteTransport, transport)
             following.extend(_next_objects(obj))
         if not following:
             return None

@@ -26,10 +26,22 @@ if TYPE_CHECKING:
     import redis.asyncio
     import redis.asyncio.cluster
 
-__all__ = ["CLUSTER_SCHEMES", "REDIS_SCHEMES", "AnyRedis", "is_redis_url", "redis_client"]
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "MAX_CONNECTIONS",
+    "REDIS_SCHEMES",
+    "AnyRedis",
+    "is_redis_url",
+    "redis_client",
+]
 
 #: Schemes of a Redis Cluster URL, mapped to the scheme ``RedisCluster.from_url`` takes.
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+#: Connections a client made here may open (per node, on a cluster). Every open stream's
+#: reader holds one for its blocking XREAD, and redis-py (8) caps a pool at 100 by default:
+#: streams past ~64 then failed with MaxConnectionsError (the benchmark found it). Redis's own
+#: client limit (``maxclients``, 10,000 by default) is the real bound.
+MAX_CONNECTIONS = 10_000
 #: Every scheme a store URL may have.
 REDIS_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
 
@@ -52,7 +64,10 @@ def redis_client(url: str, *, socket_timeout: float, connect_timeout: float) -> 
     cluster_scheme = CLUSTER_SCHEMES.get(scheme.lower()) if sep else None
     if cluster_scheme is None:
         return redis.asyncio.Redis.from_url(
-            url, socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
+            max_connections=MAX_CONNECTIONS,
         )
     seed = f"{cluster_scheme}://{rest}"
     path = rest.partition("/")[2].partition("?")[0]
@@ -60,5 +75,8 @@ def redis_client(url: str, *, socket_timeout: float, connect_timeout: float) -> 
         # The URL is not echoed: it may carry a password.
         raise ConfigError("a Redis Cluster has database 0 only; drop the /<db> from the URL")
     return redis.asyncio.cluster.RedisCluster.from_url(
-        seed, socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout
+        seed,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        max_connections=MAX_CONNECTIONS,
     )
