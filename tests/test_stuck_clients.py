@@ -7,6 +7,7 @@ import socket
 import time
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -28,13 +29,22 @@ def non_reading_client(port: int, request: bytes) -> socket.socket:
     return sock
 
 
+#: Both ways uvicorn serves: the pure-Python one, and uvicorn[standard]'s (what production
+#: installs; its uvloop transports are not asyncio's classes).
+SERVERS = [
+    pytest.param({"http": "h11", "loop": "asyncio"}, id="h11-asyncio"),
+    pytest.param({"http": "auto", "loop": "auto"}, id="standard-if-installed"),
+]
+
+
+@pytest.mark.parametrize("server_config", SERVERS)
 def test_send_timeout_really_closes_the_socket_of_a_client_that_stopped_reading(
-    serve_app,
+    serve_app, server_config: dict[str, str]
 ) -> None:
     answer = " word" * 200_000  # about 1 MB of frames, far more than the socket buffers hold
     provider = Scripted(answer=answer, reasoning="", pace=0, jitter=0)
     mount = LLMMount(provider=provider, send_timeout=0.5)
-    server: ServerThread = serve_app(Starlette(routes=[Mount("/llm", app=mount)]))
+    server: ServerThread = serve_app(Starlette(routes=[Mount("/llm", app=mount)]), **server_config)
     first = httpx.post(server.url + "/llm/chat", json=CHAT, timeout=30)
     stream_id = first.text.split('"stream_id":"')[1].split('"')[0]
     request = f"GET /llm/chat/{stream_id} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
