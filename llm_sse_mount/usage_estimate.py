@@ -156,24 +156,48 @@ def completion_tokens(
 
 
 class UsageTally:
-    """The running completion count of one stream, fed each relayed event.
+    """The completion count of one stream, fed each relayed event.
 
-    Deltas are counted as they pass (upstreams stream whole tokens, so the sum of the pieces
-    is close to the count of the whole) and nothing is kept but the number: a 50 MB answer
-    costs an int, not a copy of itself.
+    Deltas are counted piece by piece (upstreams stream whole tokens, so the sum of the pieces
+    is close to the count of the whole), but lazily: the producer sees every token, and most
+    upstreams report usage at the end, which makes the estimate moot. So pieces are only
+    remembered (references, not copies) and counted when the estimate is asked for, or once
+    they add up to ``flush_chars`` characters, which bounds what one stream holds.
     """
 
-    __slots__ = ("_count", "completion_tokens")
+    __slots__ = ("_count", "_counted", "_pending", "_pending_chars", "flush_chars")
 
-    def __init__(self, count: Tokenizer = approximate_tokens) -> None:
+    def __init__(self, count: Tokenizer = approximate_tokens, flush_chars: int = 16_384) -> None:
         self._count = count
-        self.completion_tokens = 0
+        self._counted = 0
+        self._pending: list[str] = []
+        self._pending_chars = 0
+        self.flush_chars = flush_chars
 
     def observe(self, event: object) -> None:
-        """Count ``event`` if it is answer text, reasoning or a tool-call fragment."""
+        """Take ``event`` into account if it is answer text, reasoning or a tool-call fragment."""
         if isinstance(event, (TextDelta, ReasoningDelta)):
-            self.completion_tokens += self._count(event.text)
+            text = event.text
         elif isinstance(event, ToolCallDelta):
-            self.completion_tokens += self._count(event.arguments)
+            text = event.arguments
             if event.name:
-                self.completion_tokens += _PER_MESSAGE + self._count(event.name)
+                self._counted += _PER_MESSAGE + self._count(event.name)
+        else:
+            return
+        self._pending.append(text)
+        self._pending_chars += len(text)
+        if self._pending_chars > self.flush_chars:
+            self._flush()
+
+    def _flush(self) -> None:
+        count = self._count
+        self._counted += sum(count(text) for text in self._pending)
+        self._pending.clear()
+        self._pending_chars = 0
+
+    @property
+    def completion_tokens(self) -> int:
+        """Tokens relayed so far (counts what is still pending)."""
+        if self._pending:
+            self._flush()
+        return self._counted
