@@ -32,7 +32,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppres
 from typing import Any
 
 import anyio
-from redis.exceptions import RedisError
 
 from ..codec import decode, encode
 from ..errors import ConfigError, NotFound, StreamInterrupted
@@ -41,14 +40,12 @@ from ..redaction import log_id
 from ..tasks import beside, every
 from .base import StreamInfo
 from .redis_client import AnyRedis, redis_client
-from .redis_presence import ReaderPresence
+from .redis_presence import STORE_ERRORS, ReaderPresence
 from .redis_scripts import APPEND, CREATE, HEARTBEAT
 
 __all__ = ["RedisStore"]
 
 logger = logging.getLogger("llm_sse_mount")
-
-_STORE_ERRORS = (RedisError, OSError)
 
 
 def _unavailable(exc: BaseException) -> StreamInterrupted:
@@ -147,7 +144,7 @@ class RedisStore:
                 keys=[meta, lease],
                 args=[self._token(), self._lease_ms, self._running_ms, owner or ""],
             )
-        except _STORE_ERRORS as exc:
+        except STORE_ERRORS as exc:
             raise _unavailable(exc) from exc
         if not created:
             raise ValueError(f"stream {stream_id!r} exists already")
@@ -182,7 +179,7 @@ class RedisStore:
     async def append(self, stream_id: str, events: Sequence[StreamEvent]) -> int:
         try:
             last = await self._run_append(stream_id, events)
-        except _STORE_ERRORS as exc:
+        except STORE_ERRORS as exc:
             raise _unavailable(exc) from exc
         if last == -3:
             raise StreamInterrupted(
@@ -201,7 +198,7 @@ class RedisStore:
     async def stop(self, stream_id: str) -> bool:
         try:
             last = await self._run_append(stream_id, (Done("cancelled"),), stop=True)
-        except _STORE_ERRORS as exc:
+        except STORE_ERRORS as exc:
             raise _unavailable(exc) from exc
         if last < 0:
             return False
@@ -231,7 +228,7 @@ class RedisStore:
                 on_stop()  # ended without us: stopped (or declared lost) on another worker
 
         async def heartbeat() -> None:
-            await every(beat, refresh, "lease heartbeat", errors=_STORE_ERRORS)
+            await every(beat, refresh, "lease heartbeat", errors=STORE_ERRORS)
 
         try:
             async with beside(heartbeat):
@@ -243,7 +240,7 @@ class RedisStore:
                 stoppers.remove(on_stop)
             if not stoppers:
                 self._stoppers.pop(stream_id, None)
-            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), suppress(*_STORE_ERRORS):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), suppress(*STORE_ERRORS):
                 await self.client.delete(keys[2])
 
     # --- readers ---------------------------------------------------------------------------
@@ -268,7 +265,7 @@ class RedisStore:
                 response = await self.client.xread(
                     {frames_key: f"0-{last + 1}"}, count=self.batch, block=block_ms
                 )
-            except _STORE_ERRORS as exc:
+            except STORE_ERRORS as exc:
                 logger.warning("stream %s: reading failed: %r", log_id(stream_id), exc)
                 yield self._closing(last, "store_unavailable", "the stream store is unavailable")
                 return
@@ -293,7 +290,7 @@ class RedisStore:
                     now = await self.info(stream_id)
                     if now is None or (now.done and last >= now.last_seq):
                         return
-            except (*_STORE_ERRORS, StreamInterrupted) as exc:
+            except (*STORE_ERRORS, StreamInterrupted) as exc:
                 logger.warning("stream %s: reading failed: %r", log_id(stream_id), exc)
                 yield self._closing(last, "store_unavailable", "the stream store is unavailable")
                 return
@@ -330,7 +327,7 @@ class RedisStore:
                 pipe.hmget(meta, ["last", "done", "end", "owner"])
                 pipe.zcount(readers, int(time.time() * 1000), "+inf")
                 (last, done, end, owner), count = await pipe.execute()
-        except _STORE_ERRORS as exc:
+        except STORE_ERRORS as exc:
             raise _unavailable(exc) from exc
         if last is None:
             return None

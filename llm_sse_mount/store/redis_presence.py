@@ -23,11 +23,12 @@ from ..redaction import log_id
 from ..tasks import beside, every
 from .redis_client import AnyRedis
 
-__all__ = ["ReaderPresence"]
+__all__ = ["STORE_ERRORS", "ReaderPresence"]
+
+#: What a Redis call raises when Redis is away (the store turns it into store_unavailable).
+STORE_ERRORS = (RedisError, OSError)
 
 logger = logging.getLogger("llm_sse_mount")
-
-_STORE_ERRORS = (RedisError, OSError)
 
 
 @dataclass(eq=False)
@@ -90,7 +91,7 @@ class ReaderPresence:
 
         async def heartbeat() -> None:
             await every(
-                self.lease_ttl / 3, present, "reader heartbeat", first=True, errors=_STORE_ERRORS
+                self.lease_ttl / 3, present, "reader heartbeat", first=True, errors=STORE_ERRORS
             )
 
         try:
@@ -99,7 +100,7 @@ class ReaderPresence:
         finally:
             # Leave Redis first: a producer woken by notify() must not count us there.
             # On a Redis error the entry still expires by its score.
-            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), suppress(*_STORE_ERRORS):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), suppress(*STORE_ERRORS):
                 await self.client.zrem(readers, token)
             local.count -= 1
             local.notify()
@@ -111,7 +112,7 @@ class ReaderPresence:
         try:
             now_ms = int(time.time() * 1000)
             count = await self.client.zcount(self._readers_key(stream_id), now_ms, "+inf")
-        except _STORE_ERRORS as exc:
+        except STORE_ERRORS as exc:
             logger.warning("stream %s: cannot count remote readers: %r", log_id(stream_id), exc)
             return 0
         return int(count)
