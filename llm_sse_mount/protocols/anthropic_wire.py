@@ -240,9 +240,10 @@ class MessageBuilder:
         if not text:
             return
         if self._blocks and self._blocks[-1]["type"] == kind:
-            self._blocks[-1][kind] += text
+            # Pieces, joined in message(): += on a string held in a dict copies it whole.
+            self._blocks[-1]["pieces"].append(text)
         else:
-            block: dict[str, Any] = {"type": kind, kind: text}
+            block: dict[str, Any] = {"type": kind, "pieces": [text]}
             if kind == "thinking":
                 block["signature"] = ""
             self._blocks.append(block)
@@ -266,7 +267,9 @@ class MessageBuilder:
         content = []
         for block in self._blocks:
             if block["type"] != "tool_use":
-                content.append(block)
+                pieces = block["pieces"]
+                out = {k: v for k, v in block.items() if k != "pieces"}
+                content.append({**out, block["type"]: "".join(pieces)})
                 continue
             call = calls[block["index"]]
             raw = call.arguments

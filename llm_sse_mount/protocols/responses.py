@@ -31,6 +31,7 @@ final ``response`` object, or an OpenAI-shaped HTTP error when the stream failed
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -91,7 +92,10 @@ class ResponsesEncoder:
     events and keeps the output items, which the terminal event repeats whole."""
 
     def __init__(self, stream_id: str, model: str, echo: Mapping[str, Any]) -> None:
-        self.stream_id = stream_id
+        # Not the stream id itself: that is the capability to read the stream, and response
+        # and item ids travel into client logs and traces. A one-way digest of it keeps them
+        # the same for every encoder of one stream.
+        self.id_base = hashlib.sha256(b"responses ids\0" + stream_id.encode()).hexdigest()[:24]
         self.model = model
         self.echo = echo
         self.created_at = int(time.time())
@@ -105,6 +109,9 @@ class ResponsesEncoder:
         #: The open message or reasoning item (its output index), and open function calls.
         self._open: int | None = None
         self._calls: dict[int, int] = {}  # tool index → output index
+        # The growing text of each open item (answer, summary or arguments), as pieces: a
+        # string held in a dict is copied whole by every +=, which is quadratic in the answer.
+        self._pieces: dict[int, list[str]] = {}
 
     # --- the response object -----------------------------------------------------------------
 
@@ -114,7 +121,7 @@ class ResponsesEncoder:
         if self.error is not None:
             error = {"code": self.error.code, "message": self.error.message}
         return {
-            "id": f"resp_{self.stream_id}",
+            "id": f"resp_{self.id_base}",
             "object": "response",
             "created_at": self.created_at,
             "status": self.status,
@@ -180,7 +187,7 @@ class ResponsesEncoder:
         index = self._current("message")
         if index is None:
             self._close_all("completed")
-            item_id = f"msg_{self.stream_id}_{len(self.output)}"
+            item_id = f"msg_{self.id_base}_{len(self.output)}"
             head = {"id": item_id, "type": "message", "status": "in_progress"}
             index = self._add_item({**head, "content": [], "role": "assistant"})
             part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
@@ -194,7 +201,7 @@ class ResponsesEncoder:
             )
             self._open = index
         item = self.output[index]
-        item["content"][0]["text"] += text
+        self._pieces.setdefault(index, []).append(text)
         self._emit(
             "response.output_text.delta",
             item_id=item["id"],
@@ -208,7 +215,7 @@ class ResponsesEncoder:
         index = self._current("reasoning")
         if index is None:
             self._close_all("completed")
-            item_id = f"rs_{self.stream_id}_{len(self.output)}"
+            item_id = f"rs_{self.id_base}_{len(self.output)}"
             index = self._add_item({"id": item_id, "type": "reasoning", "summary": []})
             self.output[index]["summary"].append({"type": "summary_text", "text": ""})
             self._emit(
@@ -220,7 +227,7 @@ class ResponsesEncoder:
             )
             self._open = index
         item = self.output[index]
-        item["summary"][0]["text"] += text
+        self._pieces.setdefault(index, []).append(text)
         self._emit(
             "response.reasoning_summary_text.delta",
             item_id=item["id"],
@@ -234,13 +241,13 @@ class ResponsesEncoder:
         if index is None:
             if self._open is not None:
                 self._close(self._open, "completed")
-            item_id = f"fc_{self.stream_id}_{len(self.output)}"
+            item_id = f"fc_{self.id_base}_{len(self.output)}"
             item = {
                 "id": item_id,
                 "type": "function_call",
                 "status": "in_progress",
                 "arguments": "",
-                "call_id": event.id or f"call_{self.stream_id}_{event.index}",
+                "call_id": event.id or f"call_{self.id_base}_{event.index}",
                 "name": event.name or "",
             }
             index = self._calls[event.index] = self._add_item(item)
@@ -248,7 +255,7 @@ class ResponsesEncoder:
         if event.name and not item["name"]:
             item["name"] = event.name
         if event.arguments:
-            item["arguments"] += event.arguments
+            self._pieces.setdefault(index, []).append(event.arguments)
             self._emit(
                 "response.function_call_arguments.delta",
                 item_id=item["id"],
@@ -263,6 +270,13 @@ class ResponsesEncoder:
 
     def _close(self, index: int, status: str) -> None:
         item = self.output[index]
+        text = "".join(self._pieces.pop(index, ()))
+        if item["type"] == "message":
+            item["content"][0]["text"] = text
+        elif item["type"] == "reasoning":
+            item["summary"][0]["text"] = text
+        else:
+            item["arguments"] = text
         if index == self._open:
             self._open = None
         self._calls = {k: v for k, v in self._calls.items() if v != index}
