@@ -23,10 +23,22 @@ from .events import (
 
 __all__ = ["decode", "dumps", "encode", "event_data", "event_name", "usage_data"]
 
-#: Compact JSON that keeps non-ASCII text as is (half the bytes of \\uXXXX escapes for CJK).
-dumps: Callable[[object], str] = json.JSONEncoder(
+_encode: Callable[[object], str] = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False
 ).encode
+#: NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR: SSE does not end lines there, but Python's
+#: ``str.splitlines()`` and some hand-rolled clients do, and would cut a data line in two.
+_SPLITLINES_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def dumps(value: object) -> str:
+    """Compact JSON that keeps non-ASCII text as is (half the bytes of \\uXXXX escapes for
+    CJK), but escapes the three characters that line splitters other than SSE's break on."""
+    out = _encode(value)
+    if "\x85" in out or "\u2028" in out or "\u2029" in out:  # rare: three C-speed scans
+        out = out.translate(_SPLITLINES_BREAKS)
+    return out
+
 
 _NAMES: dict[type[StreamEvent], str] = {
     Start: "start",
