@@ -159,7 +159,7 @@ class GeminiStreamParser:
         self.finished = False  # Gemini has no end marker: the body's end is the end
         self._reason: str | None = None
         self._blocked = False
-        self._usage: Usage | None = None
+        self._usage_meta: Any = None  # cumulative and repeated per chunk: read at the end
         self._tools = ToolCallAssembler()
 
     def feed(self, event: ServerSentEvent) -> Iterable[ProviderEvent]:
@@ -167,9 +167,9 @@ class GeminiStreamParser:
         if "error" in chunk:
             raise google_error(chunk) or UpstreamError("upstream error", code="upstream_error")
         out: list[ProviderEvent] = []
-        usage = _usage(chunk.get("usageMetadata"))
-        if usage is not None:
-            self._usage = usage
+        meta = chunk.get("usageMetadata")
+        if isinstance(meta, Mapping):
+            self._usage_meta = meta
         feedback = chunk.get("promptFeedback")
         if isinstance(feedback, Mapping) and feedback.get("blockReason"):
             self._blocked = True
@@ -218,7 +218,10 @@ class GeminiStreamParser:
             finish = "length"
         else:
             finish = "tool_calls" if self._tools.count else "stop"
-        out: list[ProviderEvent] = [] if self._usage is None else [self._usage]
+        out: list[ProviderEvent] = [*self._tools.flush()]
+        usage = _usage(self._usage_meta)
+        if usage is not None:
+            out.append(usage)
         out.append(Finish(finish))
         return out
 

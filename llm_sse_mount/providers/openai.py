@@ -129,6 +129,10 @@ class OpenAIStreamParser:
                     out.append(TextDelta(content))
                 else:
                     out.extend(self._think.feed(content))
+                    if self._think.state == "answer":
+                        # Settled (its buffer is empty): later content is plain answer text,
+                        # with no splitter call per token.
+                        self._think = None
             tool_calls = delta.get("tool_calls")
             if tool_calls and isinstance(tool_calls, list):
                 for call in tool_calls:

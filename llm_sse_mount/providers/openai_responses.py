@@ -273,7 +273,9 @@ class ResponsesStreamParser:
         if self._refused:
             finish = "content_filter"
         usage = _usage(response.get("usage"))
-        return [Finish(finish)] if usage is None else [usage, Finish(finish)]
+        # A call still waiting for its name is released nameless, never dropped.
+        out: list[ProviderEvent] = [*self._tools.flush()]
+        return [*out, Finish(finish)] if usage is None else [*out, usage, Finish(finish)]
 
     def end_of_body(self) -> Iterable[ProviderEvent]:
         return incomplete_unless(False)  # only a terminal event ends a response

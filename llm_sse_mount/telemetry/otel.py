@@ -197,6 +197,7 @@ class _Stream:
 
     __slots__ = (
         "_attrs",
+        "_chunk_timing",
         "_inst",
         "_last_chunk",
         "_open",
@@ -221,7 +222,10 @@ class _Stream:
         self._last_chunk: float | None = None
         self._open = False
         self._output: list[str] | None = [] if self.capture else None
-        self.wants_chunks = self.capture or (owner.chunk_timing and self._inst is not None)
+        # Per-chunk timing is opt-in (a histogram point per token): capturing the answer's
+        # text must not switch it on too.
+        self._chunk_timing = owner.chunk_timing and self._inst is not None
+        self.wants_chunks = self.capture or self._chunk_timing
         self.upstream_headers: Mapping[str, str] = {}
         self.trace_id: str | None = None
         self._span: trace.Span | None = None
@@ -280,7 +284,7 @@ class _Stream:
     def chunk(self, event: StreamEvent) -> None:
         if self._output is not None and type(event) is TextDelta:
             self._output.append(event.text)
-        if self._inst is None:
+        if not self._chunk_timing or self._inst is None:
             return
         now = time.perf_counter()
         if self._last_chunk is not None:
