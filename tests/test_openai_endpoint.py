@@ -528,3 +528,13 @@ def test_encoder_wire_format_in_full() -> None:
             "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
         },
     ]
+
+
+def test_a_non_streamed_answer_cut_by_a_rate_limit_says_when_to_come_back() -> None:
+    from llm_sse_mount.events import Error as ErrorFrame
+    from llm_sse_mount.protocols.openai_chat import CompletionBuilder
+
+    builder = CompletionBuilder("s", "m")
+    builder.add([(0, Start("s", "m")), (1, ErrorFrame("upstream_rate_limited", "slow", True))])
+    response = builder.response()
+    assert response.status_code == 429 and response.headers["retry-after"] == "1"

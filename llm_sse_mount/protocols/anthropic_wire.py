@@ -36,7 +36,7 @@ from starlette.responses import JSONResponse, Response
 from ..codec import dumps
 from ..errors import LLMSSEError, UpstreamError, error_kind
 from ..events import Done, Error, Frame, ReasoningDelta, Start, TextDelta, ToolCallDelta, Usage
-from .http import error_headers
+from .http import collected_error, error_headers
 from .tool_calls import ToolCalls
 
 __all__ = [
@@ -250,10 +250,7 @@ class MessageBuilder:
 
     def response(self) -> Response:
         if self.error is not None:
-            err = self.error
-            status = error_kind(err.code).status
-            body = error_payload(err.message, err.code)
-            return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+            return collected_error(self.error, error_payload(self.error.message, self.error.code))
         try:
             message = self.message()
         except UpstreamError as exc:

@@ -13,10 +13,12 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from ..errors import LLMSSEError, PayloadTooLarge, RequestError, UnsupportedMediaType
+from ..errors import LLMSSEError, PayloadTooLarge, RequestError, UnsupportedMediaType, error_kind
+from ..events import Error
 
 __all__ = [
     "MAX_JSON_DEPTH",
+    "collected_error",
     "error_headers",
     "error_response",
     "read_json_body",
@@ -48,6 +50,17 @@ def error_headers(exc: LLMSSEError) -> dict[str, str]:
     if exc.status == 401:
         out["WWW-Authenticate"] = getattr(exc, "challenge", 'Bearer realm="llm"')
     return out
+
+
+def collected_error(err: Error, body: dict[str, Any]) -> JSONResponse:
+    """A non-streamed answer whose stream failed: ``body`` (the protocol's error shape) with
+    the status the catalogue gives the frame's code, and the same headers as any error
+    before a stream (a 429 says when to come back)."""
+    kind = error_kind(err.code)
+    headers = {"Cache-Control": "no-store"}
+    if kind.status == 429:
+        headers["Retry-After"] = "1"  # an error frame carries no Retry-After of its own
+    return JSONResponse(body, status_code=kind.status, headers=headers)
 
 
 def error_response(exc: LLMSSEError) -> JSONResponse:

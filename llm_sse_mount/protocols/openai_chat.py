@@ -47,7 +47,7 @@ from ..events import (
     ToolCallDelta,
     Usage,
 )
-from .http import error_headers
+from .http import collected_error, error_headers
 from .tool_calls import ToolCalls
 
 __all__ = [
@@ -200,12 +200,9 @@ class CompletionBuilder:
                 self.finish_reason = event.finish_reason
 
     def response(self) -> Response:
-        headers = {"Cache-Control": "no-store"}
         if self.error is not None:
-            err = self.error
-            body = error_body(err.message, err.code)
-            return JSONResponse(body, status_code=error_kind(err.code).status, headers=headers)
-        return JSONResponse(self.completion(), headers=headers)
+            return collected_error(self.error, error_body(self.error.message, self.error.code))
+        return JSONResponse(self.completion(), headers={"Cache-Control": "no-store"})
 
     def completion(self) -> dict[str, Any]:
         text = "".join(self._text)

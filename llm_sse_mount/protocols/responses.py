@@ -45,11 +45,11 @@ from ..core.context import StreamContext
 from ..core.delivery import Collector, Encoder, Reply
 from ..core.policy import build_request
 from ..core.serving import NewStream
-from ..errors import LLMSSEError, error_kind
+from ..errors import LLMSSEError
 from ..events import Done, Error, Frame, ReasoningDelta, Start, TextDelta, ToolCallDelta, Usage
 from ..request import ChatRequest
 from .base import ClientProtocol
-from .http import read_json_body
+from .http import collected_error, read_json_body
 from .openai_chat import error_body, openai_error_response
 from .responses_input import parse_responses_body
 
@@ -349,12 +349,10 @@ class ResponseCollector:
         self.encoder.encode(frames)
 
     def response(self) -> Response:
-        headers = {"Cache-Control": "no-store"}
         err = self.encoder.error
         if err is not None:
-            body = error_body(err.message, err.code)
-            return JSONResponse(body, status_code=error_kind(err.code).status, headers=headers)
-        return JSONResponse(self.encoder.response(), headers=headers)
+            return collected_error(err, error_body(err.message, err.code))
+        return JSONResponse(self.encoder.response(), headers={"Cache-Control": "no-store"})
 
 
 def _reply(echo: Mapping[str, Any], stream: bool) -> Reply:
