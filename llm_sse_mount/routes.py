@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -27,7 +28,7 @@ from .protocols.native import NATIVE
 from .protocols.openai_chat import openai_error_response
 from .protocols.openai_routes import OPENAI_CHAT
 from .protocols.responses import OPENAI_RESPONSES
-from .protocols.v1_models import V1_MODELS
+from .protocols.v1_models import V1_MODELS, is_anthropic
 
 __all__ = ["PROTOCOLS", "error_shape", "not_found", "route_table"]
 
@@ -52,7 +53,7 @@ def error_shape(scope: Scope) -> ErrorResponder:
         path = path[len(root) :]
     if not path.startswith("/v1/"):
         return error_response
-    if any(name == b"anthropic-version" for name, _ in scope.get("headers", ())):
+    if is_anthropic(Headers(scope=scope)):
         return anthropic_error_response
     return openai_error_response
 
